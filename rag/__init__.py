@@ -1,0 +1,39 @@
+"""Offline question answering over your own articles, with every claim cited to its passage.
+
+    >>> from rag import Settings, open_pipeline
+    >>> answer = open_pipeline(Settings.load()).ask("What did Macron say about China?")
+    >>> print(answer.text, [c.quote for c in answer.citations])
+"""
+
+from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, InputError, ModelError, RagError
+from .indexer import IndexReport, load_index, remove_document, update
+from .pipeline import Pipeline, check_question, retrieval_query
+from .settings import Settings
+from .types import Answer, Chunk, Citation, Document, Evidence, Passage
+from .loader import make_generator, open_pipeline
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Citation",
+    "Document",
+    "Evidence",
+    "IndexCorrupt",
+    "IndexError_",
+    "IndexMismatch",
+    "IndexMissing",
+    "IndexReport",
+    "InputError",
+    "ModelError",
+    "Passage",
+    "Pipeline",
+    "RagError",
+    "Settings",
+    "check_question",
+    "load_index",
+    "make_generator",
+    "open_pipeline",
+    "remove_document",
+    "retrieval_query",
+    "update",
+]

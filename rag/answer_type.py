@@ -1,0 +1,116 @@
+"""What kind of answer a question wants, and whether a sentence could be one.
+
+"How many soldiers died?" wants a number next to "soldiers"; "On what date...?" wants a date.
+Evidence without such an answer cannot answer the question, however similar it looks: this is
+the signal that a cosine threshold lacks.
+
+    >>> want("How many soldiers have died?").kind, want("How many soldiers have died?").head
+    ('count', 'soldiers')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .terms import STOPWORDS
+
+NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"forty|fifty|hundred|hundreds|thousand|thousands|million|millions|billion|billions|"
+    r"dozen|dozens|half|double|twice|percent)\b",
+    re.IGNORECASE,
+)
+_DATE_WORDS = (
+    r"january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorrow|"
+    r"yesterday|tonight|(19|20)\d\d|\d{1,2}(st|nd|rd|th)|next (week|month|year)|"
+    r"last (week|month|year)|this (week|month|year)|ago"
+)
+DATE = re.compile(rf"\b({_DATE_WORDS})\b", re.IGNORECASE)
+WHEN = re.compile(
+    rf"\b({_DATE_WORDS}|soon|once|after|before|until|later|earlier|recently|day one|"
+    r"year|years|month|months|week|weeks)\b",
+    re.IGNORECASE,
+)
+DURATION = re.compile(r"\d|\b(year|years|month|months|week|weeks|day|days|decade|hours?)\b", re.I)
+
+PLACE = re.compile(r"\b(?:in|at|to|from|near|inside|outside)\s+(?:the\s+)?([A-Z][\w’'.-]+)")
+NAME = re.compile(r"(?<=\w[\s,])[A-Z][\w’'.-]+")
+
+# nouns that name no particular thing: "how many people", "how many times"
+GENERIC_HEADS = frozenset("people persons ones times things kinds".split())
+_AUX = frozenset(
+    "have has had were was are is be been will would could should did do does can may might "
+    "must shall".split()
+)
+
+
+@dataclass(frozen=True)
+class Want:
+    kind: str  # count | amount | date | when | duration | where | who | any
+    head: str = ""  # the noun counted, for count questions ("soldiers")
+    known: frozenset[str] = frozenset()  # names the question itself uses (not an answer)
+
+    def satisfied_by(self, sentence: str) -> bool:
+        low = sentence.lower()
+        if self.kind in ("count", "amount"):
+            return bool(NUMBER.search(sentence))
+        if self.kind == "date":
+            return bool(DATE.search(low))
+        if self.kind == "when":
+            return bool(WHEN.search(low))
+        if self.kind == "duration":
+            return bool(DURATION.search(low))
+        if self.kind == "where":
+            return any(_new_name(m.group(1), self.known) for m in PLACE.finditer(sentence))
+        if self.kind == "who":
+            return any(_new_name(m.group(0), self.known) for m in NAME.finditer(sentence))
+        return True
+
+    @property
+    def checkable(self) -> bool:
+        """Whether evidence lacking this kind of answer means the articles don't say.
+        Places and people are only a ranking hint: too many words look like names."""
+        return self.kind in ("count", "amount", "date", "when", "duration")
+
+
+def want(question: str) -> Want:
+    q = question.strip().lower()
+    if re.search(r"\b(what|which) (date|day|year|month|time)\b|\bwhat time\b", q):
+        return Want("date")
+    m = re.search(r"\bhow many\b(.*)", q)
+    if m:
+        return Want("count", _head(m.group(1)))
+    if re.search(r"\bhow much\b|\bwhat (percentage|percent|share|amount|number)\b", q):
+        return Want("amount")
+    if re.search(r"\bhow long\b|\bfor how long\b", q):
+        return Want("duration")
+    if re.match(r"(and |so |but )?when\b", q):
+        return Want("when")
+    known = frozenset(w.lower() for w in re.findall(r"[\w’'.-]+", question))
+    if re.match(r"(and |so |but )?where\b", q):
+        return Want("where", known=known)
+    if re.match(r"(and |so |but )?(who|whom)\b|.*\b(which|what) (country|countries|leader|leaders|person|people|nations?)\b", q):
+        return Want("who", known=known)
+    return Want("any")
+
+
+def _new_name(word: str, known: frozenset[str]) -> bool:
+    """A proper name the question did not already use (possessives are not places)."""
+    if re.search(r"[’']s$", word):
+        return False
+    return word.lower().rstrip(".") not in known
+
+
+def _head(rest: str) -> str:
+    """The counted noun: the last word before the verb in "how many [adj] NOUN VERB..."."""
+    words = re.findall(r"[a-z][a-z'’-]*", rest)
+    phrase = []
+    for w in words:
+        if w in _AUX or (w in STOPWORDS and phrase):
+            break
+        if w in STOPWORDS:
+            continue
+        phrase.append(w)
+    return phrase[-1] if phrase else ""

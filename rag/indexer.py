@@ -1,0 +1,183 @@
+"""Keep an index in step with folders of documents: add what is new, re-embed what changed,
+drop what is gone, skip what is unchanged or a duplicate. Nothing indexed is lost on an error."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import store
+from .chunking import chunk_document, search_text
+from .embed import Embedder
+from .errors import IndexMissing, InputError
+from .ingest import find_files, load_document
+from .settings import Settings
+from .store import DocEntry, Index, IndexConfig
+from .types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line per file that could not be read
+    rebuilt: bool = False
+    chunks: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.rebuilt)
+
+    def summary(self) -> str:
+        parts = [f"{len(v)} {k}" for k, v in (
+            ("added", self.added), ("updated", self.updated), ("removed", self.removed),
+            ("unchanged", self.unchanged), ("duplicates skipped", self.duplicates),
+        ) if v]
+        head = "rebuilt; " if self.rebuilt else ""
+        return f"{head}{', '.join(parts) or 'nothing to do'}; {self.chunks} chunks in the index"
+
+
+def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
+    return IndexConfig(embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap)
+
+
+def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[Index, bool]:
+    """The index in settings.index_dir if it matches; else a fresh one holding the old
+    documents, to be re-chunked and re-embedded. Returns (index, needs_rebuild)."""
+    config = index_config(settings, embedder)
+    try:
+        index = store.load(settings.index_dir)
+    except IndexMissing:
+        return Index(config), False
+    if rebuild or index.config != config:
+        fresh = Index(config, generation=index.generation)
+        return _carry_documents(index, fresh), True
+    return index, False
+
+
+def _carry_documents(old: Index, fresh: Index) -> Index:
+    fresh.docs = {k: DocEntry(v.doc, v.duplicate_of) for k, v in old.docs.items()}
+    return fresh
+
+
+def embed_chunks(chunks: list[Chunk], doc: Document, embedder: Embedder):
+    return embedder.embed([search_text(doc.title, c) for c in chunks])
+
+
+def _unique_id(index: Index, doc: Document) -> Document:
+    for entry in index.docs.values():
+        if entry.doc.source == doc.source:
+            return Document(entry.doc.doc_id, doc.title, doc.source, doc.text, doc.sha256)
+    base, n, doc_id = doc.doc_id, 2, doc.doc_id
+    while doc_id in index.docs:
+        doc_id, n = f"{base}-{n}", n + 1
+    return Document(doc_id, doc.title, doc.source, doc.text, doc.sha256)
+
+
+def _under(source: str, root: Path) -> bool:
+    try:
+        Path(source).resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return Path(source).resolve() == root.resolve()
+
+
+def update(
+    settings: Settings,
+    embedder: Embedder,
+    paths: list[str | Path],
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    prune: bool = True,
+) -> tuple[Index, IndexReport]:
+    """Bring the index in line with the files under `paths` and save it.
+
+    With `prune`, documents that came from under a path and are gone from it are removed.
+    Files that cannot be read are reported in `errors` and change nothing.
+    """
+    index, needs_rebuild = open_or_new(settings, embedder, rebuild)
+    report = IndexReport(rebuilt=needs_rebuild)
+    files: list[Path] = []
+    for p in paths:
+        files.extend(find_files(p))
+    found: list[Document] = []
+    for f in files:
+        try:
+            found.append(load_document(f))
+        except InputError as e:
+            report.errors.append(str(e))
+    seen_sources = {str(f) for f in files}
+    remove: set[str] = set()
+    if prune:
+        roots = [Path(p) for p in paths]
+        for doc_id, entry in index.docs.items():
+            src = entry.doc.source
+            if src not in seen_sources and any(_under(src, r) for r in roots) and not Path(src).exists():
+                remove.add(doc_id)
+                report.removed.append(doc_id)
+    by_hash = {e.doc.sha256: e.doc.doc_id for e in index.docs.values() if not e.duplicate_of and e.doc.doc_id not in remove}
+    todo: list[Document] = []
+    for doc in found:
+        doc = _unique_id(index, doc)
+        old = index.docs.get(doc.doc_id)
+        if old and old.doc.sha256 == doc.sha256 and not needs_rebuild:
+            report.unchanged.append(doc.doc_id)
+            continue
+        twin = by_hash.get(doc.sha256)
+        if twin and twin != doc.doc_id:
+            index.docs[doc.doc_id] = DocEntry(doc, duplicate_of=twin)
+            report.duplicates.append(doc.doc_id)
+            continue
+        by_hash[doc.sha256] = doc.doc_id
+        (report.updated if old and not needs_rebuild else report.added).append(doc.doc_id)
+        todo.append(doc)
+    if needs_rebuild:  # documents kept from before are re-chunked from their stored text
+        names = {d.doc_id for d in todo} | remove
+        for entry in list(index.docs.values()):
+            if entry.doc.doc_id not in names and not entry.duplicate_of:
+                todo.append(entry.doc)
+    additions = []
+    total = sum(len(d.text) for d in todo) or 1
+    done_chars = 0
+    for doc in todo:
+        chunks = chunk_document(doc.doc_id, doc.text, settings.chunk_size, settings.chunk_overlap)
+        vecs = embed_chunks(chunks, doc, embedder)
+        additions.append((doc, chunks, vecs))
+        done_chars += len(doc.text)
+        if progress:
+            progress(done_chars, total, doc.doc_id)
+    replaced = remove | {d.doc_id for d in todo}
+    if additions or remove or needs_rebuild:
+        index.replace_documents(replaced, additions)
+    # duplicates whose twin was removed are dropped too: they have no chunks of their own
+    for doc_id in [d for d, e in index.docs.items() if e.duplicate_of and e.duplicate_of not in index.docs]:
+        index.docs.pop(doc_id)
+        report.removed.append(doc_id)
+    if report.changed or report.duplicates or not (Path(settings.index_dir) / "manifest.json").exists():
+        store.save(index, settings.index_dir)
+    report.chunks = len(index.chunks)
+    return index, report
+
+
+def remove_document(settings: Settings, embedder: Embedder, doc_id: str) -> Index:
+    index = load_index(settings, embedder)
+    if doc_id not in index.docs:
+        raise InputError(f"no document {doc_id!r} in the index")
+    twins = [d for d, e in index.docs.items() if e.duplicate_of == doc_id]
+    index.replace_documents({doc_id, *twins}, [])
+    store.save(index, settings.index_dir)
+    return index
+
+
+def load_index(settings: Settings, embedder: Embedder) -> Index:
+    """The saved index, refused if it was built with another model or chunker."""
+    return store.load(settings.index_dir, index_config(settings, embedder))

@@ -1,0 +1,23 @@
+"""Put a ready pipeline together from settings: the one place that loads models."""
+
+from __future__ import annotations
+
+from .embed import load_embedder
+from .generate import Generator, LlamaCppGenerator, OpenAIGenerator
+from .indexer import load_index
+from .pipeline import Pipeline
+from .settings import Settings
+
+
+def make_generator(settings: Settings) -> Generator:
+    if settings.llm_url:
+        return OpenAIGenerator(settings.llm_url, timeout=settings.llm_timeout)
+    return LlamaCppGenerator(settings.gguf, n_threads=settings.threads, n_ctx=settings.n_ctx)
+
+
+def open_pipeline(settings: Settings, with_llm: bool | None = None) -> Pipeline:
+    """Embedder, saved index and (for generate mode, unless with_llm=False) the LLM."""
+    embedder = load_embedder(settings.embed_model)
+    index = load_index(settings, embedder)
+    want_llm = settings.mode == "generate" if with_llm is None else with_llm
+    return Pipeline(settings, index, embedder, make_generator(settings) if want_llm else None)

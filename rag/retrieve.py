@@ -1,0 +1,159 @@
+"""Find the chunks for a question (dense + BM25, fused by reciprocal rank), then the sentences
+inside them that an answer may cite."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .answer_type import want
+from .chunking import search_text
+from .embed import Embedder
+from .store import Index
+from .terms import content_stems, stem, text_stems
+from .types import Evidence, Passage
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60
+# evidence sentence scoring (tuned on eval/gold.jsonl with `rag eval --compare`)
+W_SENT, W_CTX, W_QUERY, W_LEX, W_TYPE, W_RANK = 0.5, 0.5, 0.2, 0.35, 0.25, 0.04
+
+
+class _Bm25:
+    def __init__(self, texts: list[str]):
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        self._bm25s = bm25s
+        self.n = len(texts)
+        self.model = bm25s.BM25()
+        if texts:
+            self.model.index(self._tokenize(texts), show_progress=False)
+
+    @staticmethod
+    def _tokenize(texts: list[str]) -> list[list[str]]:
+        return [[stem(t) for t in _words(x)] or ["_"] for x in texts]
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if not self.n:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        q = [stem(t) for t in _words(query)] or ["_"]
+        k = min(k, self.n)
+        ids, scores = self.model.retrieve([q], k=k, show_progress=False, n_threads=1)
+        return ids[0].astype(np.int64), scores[0].astype(np.float32)
+
+
+def _words(text: str) -> list[str]:
+    from .terms import STOPWORDS, tokens
+
+    return [t for t in tokens(text) if t.lower() not in STOPWORDS]
+
+
+def chunk_search_text(index: Index, i: int) -> str:
+    c = index.chunks[i]
+    return search_text(index.docs[c.doc_id].doc.title, c)
+
+
+class Retriever:
+    """Hybrid retrieval over one loaded index."""
+
+    def __init__(self, index: Index, embedder: Embedder, method: str = "hybrid"):
+        self.index, self.embedder, self.method = index, embedder, method
+        self._bm25: _Bm25 | None = None
+        self._idf: dict[str, float] | None = None
+
+    @property
+    def bm25(self) -> _Bm25:
+        if self._bm25 is None:
+            self._bm25 = _Bm25([chunk_search_text(self.index, i) for i in range(len(self.index.chunks))])
+        return self._bm25
+
+    @property
+    def idf(self) -> dict[str, float]:
+        """Inverse document frequency of each stem over chunks, for weighting question words."""
+        if self._idf is None:
+            df: dict[str, int] = {}
+            for c in self.index.chunks:
+                for s in text_stems(c.text):
+                    df[s] = df.get(s, 0) + 1
+            n = max(1, len(self.index.chunks))
+            self._idf = {s: float(np.log(1 + n / d)) for s, d in df.items()}
+        return self._idf
+
+    def retrieve(self, query: str, k: int, qvec: np.ndarray | None = None) -> list[Passage]:
+        if not self.index.chunks:
+            return []
+        depth = max(k * 4, 20)
+        fused: dict[int, float] = {}
+        if self.method in ("hybrid", "dense"):
+            qvec = self.embedder.embed([query]) if qvec is None else qvec.reshape(1, -1)
+            scores, ids = self.index.search(qvec, depth)
+            for rank, (i, s) in enumerate(zip(ids[0], scores[0], strict=True)):
+                if i < 0:
+                    continue
+                fused[int(i)] = fused.get(int(i), 0.0) + (
+                    1.0 / (RRF_K + rank) if self.method == "hybrid" else float(s)
+                )
+        if self.method in ("hybrid", "bm25"):
+            ids, scores = self.bm25.search(query, depth)
+            for rank, (i, s) in enumerate(zip(ids, scores, strict=True)):
+                if self.method == "bm25" and s <= 0:
+                    continue
+                fused[int(i)] = fused.get(int(i), 0.0) + (
+                    1.0 / (RRF_K + rank) if self.method == "hybrid" else float(s)
+                )
+        best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]
+        return [Passage(self.index.chunks[i], score) for i, score in best]
+
+    def evidence(
+        self,
+        question: str,
+        passages: list[Passage],
+        k: int,
+        query: str = "",
+    ) -> list[Evidence]:
+        """The `k` sentences inside `passages` that best answer `question`, best first.
+
+        A sentence scores by its cosine to the question, alone and read after the sentence
+        before it (so "he said" and "these efforts" carry their referents); plus the
+        idf-weighted share of the question's content words it holds; plus a bonus when it has
+        the kind of answer the question wants (a number for "how many"); plus a little for its
+        passage's rank. `query` (the question with its conversation) counts a little too.
+        """
+        seen, cands = set(), []
+        for rank, p in enumerate(passages):
+            doc = self.index.docs[p.chunk.doc_id].doc
+            prev_text = p.chunk.heading
+            for s, e in p.chunk.sentences:
+                text = doc.text[s:e]
+                if (doc.doc_id, s) not in seen:
+                    seen.add((doc.doc_id, s))
+                    cands.append((rank, doc, s, e, text, f"{prev_text} {text}".strip()))
+                prev_text = text
+        if not cands:
+            return []
+        vecs = self.embedder.embed([question, query or question])
+        svecs = self.embedder.embed([c[4] for c in cands])
+        cvecs = self.embedder.embed([c[5] for c in cands])
+        cos = svecs @ vecs[0]
+        cos_ctx = cvecs @ vecs[0]
+        cos_query = np.maximum(svecs @ vecs[1], cvecs @ vecs[1])
+        q_stems = content_stems(question)
+        wanted = want(question)
+        head = stem(wanted.head) if wanted.head else ""
+        weights = {st: self.idf.get(st, 1.0) for st in q_stems}
+        total = sum(weights.values()) or 1.0
+        out = []
+        for i, (rank, doc, s, e, text, _) in enumerate(cands):
+            have = text_stems(text)
+            lex = sum(w for st, w in weights.items() if st in have) / total
+            fits = wanted.kind != "any" and wanted.satisfied_by(text) and (not head or head in have)
+            score = (
+                W_SENT * cos[i] + W_CTX * cos_ctx[i] + W_QUERY * cos_query[i]
+                + W_LEX * lex + W_TYPE * fits + W_RANK / (1 + rank)
+            )
+            out.append(Evidence(doc.doc_id, doc.title, doc.source, s, e, text, float(score)))
+        out.sort(key=lambda ev: -ev.score)
+        return out[:k]

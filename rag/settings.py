@@ -1,0 +1,87 @@
+"""Every knob in one frozen object: defaults here, then `RAG_*` variables, then CLI flags.
+
+    >>> Settings.load(top_k=8).top_k
+    8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: str = "index"  # where built indexes live (RAG_INDEX_DIR)
+    uploads_dir: str = ""  # where the UI stores uploaded files; "" = <index_dir>/uploads
+    embed_model: str = ""  # a local sentence-transformers folder; "" = bundled MiniLM
+    gguf: str = ""  # a GGUF file; "" = bundled SmolLM2-135M-Instruct
+    models_dir: str = "models"  # the UI offers every .gguf found here
+    llm_url: str = ""  # an OpenAI-compatible server (http://HOST:PORT/v1) instead of llama.cpp
+    llm_timeout: float = 60.0
+    chunk_size: int = 600  # characters per chunk, whole sentences
+    chunk_overlap: int = 1  # sentences shared by neighbouring chunks
+    retrieval: str = "hybrid"  # hybrid | dense | bm25
+    top_k: int = 5  # chunks retrieved
+    evidence_k: int = 3  # sentences offered to the model as numbered sources
+    mode: str = "generate"  # generate | extractive
+    n_threads: int = 0  # 0 = every core
+    n_ctx: int = 2048
+    max_tokens: int = 80
+    temperature: float = 0.0
+    max_question_chars: int = 2000
+    max_upload_bytes: int = 10_000_000
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        """Defaults, overridden by `RAG_<FIELD>` variables, overridden by keyword arguments."""
+        env = os.environ if env is None else env
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"RAG_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.retrieval not in ("hybrid", "dense", "bm25"):
+            raise InputError(f"retrieval must be hybrid, dense or bm25, not {self.retrieval!r}")
+        if self.mode not in ("generate", "extractive"):
+            raise InputError(f"mode must be generate or extractive, not {self.mode!r}")
+        if self.top_k < 1 or self.evidence_k < 1:
+            raise InputError("top_k and evidence_k must be at least 1")
+        if self.chunk_size < 50 or self.chunk_overlap < 0:
+            raise InputError("chunk_size must be at least 50 and chunk_overlap at least 0")
+
+    @property
+    def threads(self) -> int:
+        return self.n_threads or os.cpu_count() or 1
+
+    @property
+    def uploads_path(self) -> Path:
+        return Path(self.uploads_dir) if self.uploads_dir else Path(self.index_dir) / "uploads"
+
+    def replace(self, **changes) -> Settings:
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+
+def _coerce(name: str, type_name: str, raw: str):
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        raise InputError(f"RAG_{name.upper()}={raw!r} is not a number") from None
+    return raw

@@ -1,0 +1,112 @@
+"""Words that carry meaning: tokens, stems, names and numbers.
+
+The answer checker and the abstention rule both ask "does the evidence contain this word?";
+this module defines "word" for them, once.
+
+    >>> sorted(salient_terms("What did Macron say about China?").stems)
+    ['china', 'macron']
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"[^\W_]+(?:[-'’.,][^\W_]+)*", re.UNICODE)
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each either else
+    ever few for from further had has have having he her here hers herself him himself his how i
+    if in into is it its itself just let me might more most must my myself neither no nor not now
+    of off on once only or other ought our ours ourselves out over own per same shall she should
+    so some such than that the their theirs them themselves then there these they this those
+    through to too under until up upon us very was we were what when where which while who whom
+    whose why will with would yet you your yours yourself yourselves one ones still much many
+    s t d ll re ve m o y""".split()
+)
+
+# Words a question uses to ask, not to say what it is about.
+QUESTION_WORDS = frozenset(
+    """say says said tell tells told think thinks thought believe believes believed according
+    article articles text source sources mention mentions mentioned describe describes described
+    explain explains happen happened happens kind sort way ways thing things really exactly
+    give gives given know known want wants wanted like also anything something stance view views
+    opinion position plan plans planned role main two both get got make made go going come
+    long far often""".split()
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=50_000)
+def stem(word: str) -> str:
+    w = word.lower().replace("’", "'")
+    w = re.sub(r"'s$", "", w)
+    if any(ch.isdigit() for ch in w):
+        return w.replace(",", "")
+    return _stemmer().stemWord(w)
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def content_stems(text: str) -> set[str]:
+    """Stems of the words that are neither stopwords nor question words."""
+    out = set()
+    for tok in tokens(text):
+        low = tok.lower()
+        if low in STOPWORDS or low in QUESTION_WORDS or len(low) < 2 and not low.isdigit():
+            continue
+        out.add(stem(tok))
+        for part in re.split(r"[-'’]", low):  # "U.S.-European" also covers "european"
+            if part and part != low and part not in STOPWORDS and len(part) > 2:
+                out.add(stem(part))
+    return out
+
+
+def text_stems(text: str) -> set[str]:
+    """Every stem in a text, parts of hyphenated words included (for lookups)."""
+    out = set()
+    for tok in tokens(text):
+        out.add(stem(tok))
+        for part in re.split(r"[-'’.]", tok):
+            if part:
+                out.add(stem(part))
+    return out
+
+
+@dataclass(frozen=True)
+class Salient:
+    stems: frozenset[str]  # all content stems
+    names: frozenset[str]  # stems of capitalised words (not sentence-initial) and acronyms
+    numbers: frozenset[str]  # digits, as written without thousands separators
+
+
+def salient_terms(text: str) -> Salient:
+    stems, names, numbers = set(), set(), set()
+    for i, m in enumerate(_TOKEN.finditer(text)):
+        tok = m.group(0)
+        low = tok.lower()
+        if low in STOPWORDS or low in QUESTION_WORDS:
+            continue
+        s = stem(tok)
+        stems.add(s)
+        if any(ch.isdigit() for ch in tok):
+            numbers.add(s)
+        elif tok[0].isupper() and (i > 0 and not _sentence_start(text, m.start())):
+            names.add(s)
+    stems |= content_stems(text)
+    return Salient(frozenset(stems), frozenset(names), frozenset(numbers))
+
+
+def _sentence_start(text: str, pos: int) -> bool:
+    before = text[:pos].rstrip()
+    return not before or before[-1] in ".!?\"“”:"

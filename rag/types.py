@@ -1,0 +1,99 @@
+"""The small vocabulary every part of the engine speaks.
+
+A `Document` is a file's text; a `Chunk` is a span of it with exact character offsets; a
+`Passage` is a retrieved chunk with its score; `Evidence` is one sentence inside a passage that
+an answer may cite; an `Answer` is checked text whose `[n]` markers point at `Citation`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Mode = Literal["generated", "extractive", "abstained"]
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    title: str
+    source: str  # path of the file, as given to the indexer
+    text: str  # the file's text; every offset in the engine points into it
+    sha256: str  # hash of the text, used to skip unchanged documents
+
+
+@dataclass(frozen=True)
+class Chunk:
+    doc_id: str
+    text: str  # == document.text[start:end]
+    start: int
+    end: int
+    heading: str = ""  # section heading the chunk sits under, "" before any heading
+    sentences: tuple[tuple[int, int], ...] = ()  # absolute (start, end) of each sentence
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk: Chunk
+    score: float  # fused retrieval score, higher is better
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One sentence that an answer may cite, with exact offsets into its document."""
+
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    quote: str  # == the document's text[start:end]
+    score: float = 0.0
+
+    @classmethod
+    def from_evidence(cls, n: int, ev: Evidence) -> Citation:
+        return cls(n, ev.doc_id, ev.title, ev.source, ev.start, ev.end, ev.text, round(ev.score, 4))
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str  # with [n] markers
+    mode: Mode
+    citations: tuple[Citation, ...] = ()
+    retrieval_query: str = ""  # what retrieval actually used (differs for follow-ups)
+    timings: dict[str, float] = field(default_factory=dict)
+    note: str = ""  # why the engine took this path, for people checking it
+
+    @property
+    def abstained(self) -> bool:
+        return self.mode == "abstained"
+
+    def to_json(self) -> dict:
+        """The `rag ask --json` contract; other tools rely on these names."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "mode": self.mode,
+            "citations": [
+                {k: v for k, v in asdict(c).items() if k != "score"} for c in self.citations
+            ],
+            "timings": {
+                k: round(self.timings.get(k, 0.0), 1)
+                for k in ("retrieve_ms", "generate_ms", "total_ms")
+            },
+            "retrieval_query": self.retrieval_query,
+        }

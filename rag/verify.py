@@ -1,0 +1,138 @@
+"""The engine does not trust the model. This module decides whether the evidence covers a
+question at all, and holds every generated sentence to the evidence it cites.
+
+Coverage: the names and numbers a question asks about must appear in the retrieved text, and
+the kind of answer it wants (a number, a date) must be in the evidence; a cosine threshold
+alone cannot tell an off-topic question from a hard one. Support: a sentence's names and numbers must appear in the sources it
+cites, nearly all its content words must, and its embedding must be close to theirs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .embed import Embedder
+from .answer_type import GENERIC_HEADS, want
+from .terms import content_stems, salient_terms, stem, text_stems, tokens
+from .types import Evidence
+
+MARKER = re.compile(r"\s*\[(\d+)\]")
+
+MIN_EVIDENCE_COSINE = 0.25 # below this the best sentence is unrelated to the question
+MIN_SUPPORT_WORDS = 0.8  # share of a generated sentence's content words found in its sources
+MIN_SUPPORT_COSINE = 0.6
+
+
+@dataclass(frozen=True)
+class Coverage:
+    covered: bool
+    missing: tuple[str, ...]  # what the question asks about that the articles lack, as written
+    reason: str
+
+
+def fuzzy_in(term: str, have: set[str]) -> bool:
+    """A stem, or a close form of it ("hungarian" ~ "hungari", "west" ~ "western")."""
+    if term in have:
+        return True
+    if len(term) < 4 or any(ch.isdigit() for ch in term):
+        return False
+    for h in have:
+        short, long_ = (term, h) if len(term) <= len(h) else (h, term)
+        if len(short) >= 4 and long_.startswith(short[: max(4, len(short) - 1)]) and (
+            len(long_) - len(short) <= 3
+        ):
+            return True
+    return False
+
+
+def coverage(
+    question: str, evidence: list[Evidence], retrieved_text: str, best_cosine: float
+) -> Coverage:
+    """Can the evidence answer the question? Three signals, any of which says no:
+    the best sentence is unrelated; a name or number asked about is absent; the answer the
+    question wants (a count of soldiers, a date) is nowhere in the evidence."""
+    sal = salient_terms(question)
+    surface = {stem(t): t for t in tokens(question)}
+    if not sal.stems:
+        return Coverage(False, (), "the question names nothing to look for")
+    if best_cosine < MIN_EVIDENCE_COSINE:
+        return Coverage(False, (), f"best sentence is unrelated (cosine {best_cosine:.2f})")
+    have = text_stems(retrieved_text)
+    missing = tuple(surface.get(s, s) for s in sorted(sal.names | sal.numbers)
+                    if not fuzzy_in(s, have))
+    if missing:
+        return Coverage(False, missing, f"not in the articles: {', '.join(missing)}")
+    w = want(question)
+    if not w.checkable:
+        return Coverage(True, (), "")
+    topic = content_stems(question)
+    for ev in evidence:
+        if not w.satisfied_by(ev.text):
+            continue
+        ev_stems = text_stems(ev.text)
+        if w.kind == "count" and w.head and w.head not in GENERIC_HEADS:
+            if fuzzy_in(stem(w.head), ev_stems):
+                return Coverage(True, (), "")
+        elif w.kind in ("count", "amount"):
+            rest = topic - {stem(x) for x in GENERIC_HEADS}
+            if any(fuzzy_in(t, ev_stems) for t in rest):
+                return Coverage(True, (), "")
+        else:
+            return Coverage(True, (), "")
+    what = {"count": "number", "amount": "figure", "date": "date", "when": "time",
+            "duration": "length of time"}[w.kind]
+    about = (w.head,) if w.kind == "count" and w.head else ()
+    return Coverage(False, about, f"no {what} in the evidence" + (f" for {w.head}" if about else ""))
+
+
+def split_markers(sentence: str) -> tuple[str, list[int]]:
+    """("Macron met Trump [1][2].", ) -> ("Macron met Trump.", [1, 2])"""
+    ns = [int(n) for n in MARKER.findall(sentence)]
+    return MARKER.sub("", sentence).strip(), ns
+
+
+@dataclass(frozen=True)
+class Support:
+    ok: bool
+    cited: tuple[int, ...]  # 1-based evidence numbers the sentence is held to
+    reason: str
+
+
+class Checker:
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+
+    def support(self, sentence: str, evidence: list[Evidence], cited: list[int]) -> Support:
+        """Is `sentence` supported by the cited evidence? With no valid citation, by the one
+        piece of evidence that supports it best (which it then cites)."""
+        valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(evidence)]
+        candidates = [valid] if valid else [[n] for n in range(1, len(evidence) + 1)]
+        best = Support(False, tuple(valid), "no evidence to check against")
+        for ns in candidates:
+            result = self._check(sentence, [evidence[n - 1] for n in ns], ns)
+            if result.ok:
+                return result
+            best = result if not best.cited else best
+        return best
+
+    def _check(self, sentence: str, cited: list[Evidence], ns: list[int]) -> Support:
+        sal = salient_terms(sentence)
+        words = content_stems(sentence)
+        if len(words) < 2:
+            return Support(False, tuple(ns), "too short to carry a claim")
+        source = " ".join(e.text for e in cited)
+        have = text_stems(source)
+        loose = sorted((sal.names | sal.numbers) - have)
+        if loose:
+            return Support(False, tuple(ns), f"names or numbers not in the source: {', '.join(loose)}")
+        share = len(words & have) / len(words)
+        if share < MIN_SUPPORT_WORDS:
+            return Support(False, tuple(ns), f"only {share:.0%} of its words are in the source")
+        vecs = self.embedder.embed([sentence, *[e.text for e in cited]])
+        cos = float(np.max(vecs[1:] @ vecs[0]))
+        if cos < MIN_SUPPORT_COSINE:
+            return Support(False, tuple(ns), f"meaning differs from the source (cosine {cos:.2f})")
+        return Support(True, tuple(ns), "")

@@ -1,0 +1,82 @@
+"""The `rag` command as a person or a script runs it: real processes, real models."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT, SEEDS, file_text
+
+pytestmark = pytest.mark.slow
+
+
+def rag(*args, stdin=None, env=None, index_dir):
+    full_env = {**os.environ, "RAG_INDEX_DIR": str(index_dir), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True,
+        cwd=ROOT, env=full_env, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory):
+    index_dir = tmp_path_factory.mktemp("cli-index")
+    r = rag("index", str(SEEDS), index_dir=index_dir)
+    assert r.returncode == 0, r.stderr
+    assert "2 added" in r.stdout
+    return index_dir
+
+
+def test_index_twice_does_nothing_the_second_time(cli_index):
+    r = rag("index", str(SEEDS), index_dir=cli_index)
+    assert r.returncode == 0 and "2 unchanged" in r.stdout
+
+
+def test_ask_json_reads_many_questions_from_stdin(cli_index):
+    questions = "How many Ukrainians have been displaced?\nWhat is the capital of Australia?\n\n   \n"
+    r = rag("ask", "--json", "-", stdin=questions, index_dir=cli_index)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(lines) == 2
+    first, second = lines
+    assert "14 million" in first["answer"] and not first["abstained"]
+    assert first["mode"] in ("generated", "extractive")
+    for c in first["citations"]:
+        assert file_text(c["source"])[c["start"] : c["end"]] == c["quote"]
+    assert second["abstained"] and second["mode"] == "abstained" and second["citations"] == []
+    assert second["answer"].startswith("The articles don't say")
+
+
+def test_ask_prints_the_answer_and_its_numbered_sources(cli_index):
+    r = rag("ask", "--mode", "extractive", "Which", "countries", "joined", "the", "backchannel",
+            "talks?", index_dir=cli_index)
+    assert r.returncode == 0, r.stderr
+    assert "Turkey and Saudi Arabia" in r.stdout
+    assert "[1] Trump and Macron Split" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args,env,message",
+    [
+        (["ask", "   "], {}, "error: the question is empty"),
+        (["ask", "x" * 50_000], {}, "error: the question is 50,000 characters long"),
+        (["ask", "What happened?"], {"RAG_GGUF": "/nonexistent/model.gguf"}, "error: no GGUF file at /nonexistent/model.gguf"),
+        (["ask", "What happened?"], {"RAG_EMBED_MODEL": "/nonexistent/minilm"}, "error: no sentence-transformers model at /nonexistent/minilm"),
+        (["index", "/nonexistent/folder"], {}, "error: /nonexistent/folder: no such file or folder"),
+    ],
+    ids=["blank", "huge", "missing-gguf", "missing-embedder", "missing-folder"],
+)
+def test_bad_input_is_one_line_and_a_nonzero_exit(cli_index, args, env, message):
+    r = rag(*args, env=env, index_dir=cli_index)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert r.stderr.startswith(message), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_asking_before_indexing_names_the_fix(tmp_path):
+    r = rag("ask", "What happened?", index_dir=tmp_path / "none")
+    assert r.returncode == 1
+    assert "run `rag index seeds/`" in r.stderr

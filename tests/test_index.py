@@ -1,0 +1,209 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import IndexCorrupt, IndexMismatch, IndexMissing, InputError, Settings, load_index, update
+from rag import store
+from rag.indexer import remove_document
+
+from .conftest import SEEDS, file_text
+
+
+def _settings(tmp_path, **kw):
+    return Settings.load(env={}, index_dir=str(tmp_path / "index"), **kw)
+
+
+def test_faiss_search_equals_brute_force_numpy(seed_index, embedder):
+    q = embedder.embed(["How many civilians died?", "defense spending", "Orbán sanctions"])
+    scores, ids = seed_index.search(q, 5)
+    brute = q @ seed_index.vectors.T
+    expected = np.argsort(-brute, axis=1)[:, :5]
+    assert (ids == expected).all()
+    np.testing.assert_allclose(scores, np.take_along_axis(brute, expected, 1), rtol=1e-5)
+
+
+def test_save_then_load_gives_the_same_search(seed_settings, seed_index, embedder, tmp_path):
+    copy = _settings(tmp_path)
+    store.save(seed_index, copy.index_dir)
+    again = load_index(copy, embedder)
+    q = embedder.embed(["What did Trump say about Putin?"])
+    assert (again.search(q, 4)[1] == seed_index.search(q, 4)[1]).all()
+    assert [c.text for c in again.chunks] == [c.text for c in seed_index.chunks]
+
+
+def test_manifest_describes_the_index(seed_settings):
+    m = json.loads((Path(seed_settings.index_dir) / "manifest.json").read_text())
+    assert m["format"] == "rag-index" and m["version"] == 1
+    assert m["embedding"] == {"model": "all-MiniLM-L6-v2", "dim": 384}
+    assert m["chunker"] == {"size": 600, "overlap": 1}
+    assert set(m["documents"]) == {"macron-to-press-trump-on-putin", "trump-macron-split-on-trusting-putin"}
+    for doc in m["documents"].values():
+        assert len(doc["sha256"]) == 64 and doc["chunks"] > 0
+    assert set(m["checksums"]) == set(m["files"].values())
+
+
+def test_chunks_point_into_their_source_files(seed_index):
+    for c in seed_index.chunks:
+        doc = seed_index.docs[c.doc_id].doc
+        assert file_text(doc.source)[c.start : c.end] == c.text
+
+
+def test_reindexing_is_incremental(tmp_path, embedder, docs_copy):
+    s = _settings(tmp_path)
+    _, r = update(s, embedder, [docs_copy])
+    assert sorted(r.added) == ["macron-to-press-trump-on-putin", "trump-macron-split-on-trusting-putin"]
+    gen = json.loads((Path(s.index_dir) / "manifest.json").read_text())["generation"]
+
+    _, r = update(s, embedder, [docs_copy])
+    assert not r.changed and len(r.unchanged) == 2
+    assert json.loads((Path(s.index_dir) / "manifest.json").read_text())["generation"] == gen
+
+    path = docs_copy / "macron-to-press-trump-on-putin.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\nMacron also praised the croissants.\n", encoding="utf-8")
+    (docs_copy / "copy.txt").write_bytes((docs_copy / "trump-macron-split-on-trusting-putin.txt").read_bytes())
+    (docs_copy / "new.md").write_text("# Note\n\nThe summit lasted three hours.\n", encoding="utf-8")
+    index, r = update(s, embedder, [docs_copy])
+    assert r.updated == ["macron-to-press-trump-on-putin"]
+    assert r.added == ["new"] and r.duplicates == ["copy"]
+    assert not any(c.doc_id == "copy" for c in index.chunks)
+    assert any("croissants" in c.text for c in index.chunks)
+
+    (docs_copy / "new.md").unlink()
+    index, r = update(s, embedder, [docs_copy])
+    assert r.removed == ["new"]
+    assert not any(c.doc_id == "new" for c in index.chunks)
+    assert len(index.vectors) == len(index.chunks)
+    # the incremental index searches exactly like one built from scratch
+    fresh = _settings(tmp_path / "fresh")
+    rebuilt, _ = update(fresh, embedder, [docs_copy])
+    q = embedder.embed(["croissants", "civilian deaths"])
+    assert [index.chunks[i].text for i in index.search(q, 3)[1][0]] == [
+        rebuilt.chunks[i].text for i in rebuilt.search(q, 3)[1][0]
+    ]
+
+
+def test_other_settings_are_refused_on_load_and_rebuilt_on_index(tmp_path, embedder, docs_copy):
+    s = _settings(tmp_path)
+    update(s, embedder, [docs_copy])
+    other = _settings(tmp_path, chunk_size=300)
+    with pytest.raises(IndexMismatch, match="chunk_size 600 \\(now 300\\).*rag index"):
+        load_index(other, embedder)
+    index, r = update(other, embedder, [docs_copy])
+    assert r.rebuilt and index.config.chunk_size == 300
+    assert load_index(other, embedder).config.chunk_size == 300
+
+
+def test_an_index_built_with_another_model_is_refused(tmp_path, embedder, docs_copy):
+    s = _settings(tmp_path)
+    update(s, embedder, [docs_copy])
+    mpath = Path(s.index_dir) / "manifest.json"
+    m = json.loads(mpath.read_text())
+    m["embedding"]["model"] = "some-other-model"
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(IndexMismatch, match="some-other-model"):
+        load_index(s, embedder)
+
+
+def test_missing_and_damaged_indexes_name_the_fix(tmp_path, embedder, docs_copy):
+    s = _settings(tmp_path)
+    with pytest.raises(IndexMissing, match="rag index seeds/"):
+        load_index(s, embedder)
+    update(s, embedder, [docs_copy])
+    m = json.loads((Path(s.index_dir) / "manifest.json").read_text())
+    vec = Path(s.index_dir) / m["files"]["vectors"]
+    data = bytearray(vec.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    vec.write_bytes(bytes(data))
+    with pytest.raises(IndexCorrupt, match="checksum.*rag index seeds/ --rebuild"):
+        load_index(s, embedder)
+    vec.write_bytes(bytes(data[:100]))
+    with pytest.raises(IndexCorrupt):
+        load_index(s, embedder)
+    (Path(s.index_dir) / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexCorrupt, match="not valid JSON"):
+        load_index(s, embedder)
+    # `rag index --rebuild` recovers
+    index, _ = update(s, embedder, [docs_copy], rebuild=True)
+    assert len(load_index(s, embedder).chunks) == len(index.chunks)
+
+
+def test_bad_files_are_reported_and_lose_nothing(tmp_path, embedder, docs_copy):
+    s = _settings(tmp_path)
+    before, _ = update(s, embedder, [docs_copy])
+    (docs_copy / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (docs_copy / "binary.txt").write_bytes(b"\x00\x01\x02ELF")
+    (docs_copy / "empty.md").write_text("   \n\n")
+    (docs_copy / "ignored.docx").write_bytes(b"PK")
+    index, r = update(s, embedder, [docs_copy])
+    assert len(r.errors) == 3
+    assert any("latin1.txt: not UTF-8" in e for e in r.errors)
+    assert any("binary.txt: looks like a binary file" in e for e in r.errors)
+    assert any("empty.md: the file is empty" in e for e in r.errors)
+    assert len(index.chunks) == len(before.chunks)
+    assert len(load_index(s, embedder).chunks) == len(before.chunks)
+
+
+def test_an_empty_folder_or_unsupported_file_is_a_clear_error(tmp_path, embedder):
+    s = _settings(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no .*files in this folder"):
+        update(s, embedder, [tmp_path / "empty"])
+    (tmp_path / "x.docx").write_bytes(b"PK")
+    with pytest.raises(InputError, match="unsupported file type .docx"):
+        update(s, embedder, [tmp_path / "x.docx"])
+    with pytest.raises(InputError, match="no such file"):
+        update(s, embedder, [tmp_path / "nope"])
+
+
+def test_html_and_pdf_documents(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "page.html").write_text(
+        "<html><head><title>Summit notes</title><script>var x=1;</script></head>"
+        "<body><h1>Summit notes</h1><p>The summit lasted three hours.</p></body></html>",
+        encoding="utf-8",
+    )
+    (docs / "brief.pdf").write_bytes(_tiny_pdf("The delegation arrived on Tuesday."))
+    s = _settings(tmp_path)
+    index, r = update(s, embedder, [docs])
+    assert sorted(r.added) == ["brief", "page"]
+    texts = {c.doc_id: c.text for c in index.chunks}
+    assert "The summit lasted three hours." in texts["page"]
+    assert "var x" not in texts["page"]
+    assert "delegation arrived on Tuesday" in texts["brief"]
+    assert index.docs["page"].doc.title == "Summit notes"
+
+
+def test_removing_a_document(tmp_path, embedder, docs_copy):
+    s = _settings(tmp_path)
+    update(s, embedder, [docs_copy])
+    index = remove_document(s, embedder, "macron-to-press-trump-on-putin")
+    assert set(index.docs) == {"trump-macron-split-on-trusting-putin"}
+    assert {c.doc_id for c in load_index(s, embedder).chunks} == {"trump-macron-split-on-trusting-putin"}
+    with pytest.raises(InputError, match="no document"):
+        remove_document(s, embedder, "nope")
+
+
+def _tiny_pdf(text: str) -> bytes:
+    """A one-page PDF with `text` in Helvetica, built by hand (no writer library needed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return out
