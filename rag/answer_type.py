@@ -33,10 +33,19 @@ WHEN = re.compile(
     r"year|years|month|months|week|weeks)\b",
     re.IGNORECASE,
 )
-DURATION = re.compile(r"\d|\b(year|years|month|months|week|weeks|day|days|decade|hours?)\b", re.I)
+_NUM = r"(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|several|many|few)"
+_ORD = r"(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(st|nd|rd|th))"
+DURATION = re.compile(
+    rf"\b{_NUM}[- ](\w+[- ])?(hours?|days?|weeks?|months?|years?|decades?)\b|"
+    rf"\b{_ORD} (hour|day|week|month|year|decade)\b|\bsince (19|20)\d\d\b",
+    re.IGNORECASE,
+)
 
 PLACE = re.compile(r"\b(?:in|at|to|from|near|inside|outside)\s+(?:the\s+)?([A-Z][\w’'.-]+)")
 NAME = re.compile(r"(?<=\w[\s,])[A-Z][\w’'.-]+")
+
+QUOTE = re.compile(r"[“”\"]")
+CONDITION = re.compile(r"\b(if|unless|provided|as long as|only when|on condition|must|until)\b")
 
 # nouns that name no particular thing: "how many people", "how many times"
 GENERIC_HEADS = frozenset("people persons ones times things kinds".split())
@@ -48,7 +57,7 @@ _AUX = frozenset(
 
 @dataclass(frozen=True)
 class Want:
-    kind: str  # count | amount | date | when | duration | where | who | any
+    kind: str  # count | amount | date | when | duration | quote | condition | where | who | any
     head: str = ""  # the noun counted, for count questions ("soldiers")
     known: frozenset[str] = frozenset()  # names the question itself uses (not an answer)
 
@@ -62,6 +71,10 @@ class Want:
             return bool(WHEN.search(low))
         if self.kind == "duration":
             return bool(DURATION.search(low))
+        if self.kind == "quote":
+            return bool(QUOTE.search(sentence))
+        if self.kind == "condition":
+            return bool(CONDITION.search(low))
         if self.kind == "where":
             return any(_new_name(m.group(1), self.known) for m in PLACE.finditer(sentence))
         if self.kind == "who":
@@ -88,6 +101,10 @@ def want(question: str) -> Want:
         return Want("duration")
     if re.match(r"(and |so |but )?when\b", q):
         return Want("when")
+    if re.search(r"\b(own|exact|actual) words\b|\bquote|\bverbatim\b|\bin (his|her|their) words\b", q):
+        return Want("quote")
+    if re.search(r"\b(under what|on what|what) conditions?\b|\bin what case\b", q):
+        return Want("condition")
     known = frozenset(w.lower() for w in re.findall(r"[\w’'.-]+", question))
     if re.match(r"(and |so |but )?where\b", q):
         return Want("where", known=known)

@@ -120,7 +120,7 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
     lat = {"retrieve_ms": [], "first_token_ms": [], "total_ms": []}
     for item in items:
         question = check_question(item.question, s)
-        _, _, passages, _, _ = pipeline.gather(question, item.history, s)
+        passages = pipeline.gather(question, item.history, s).passages
         rank = next((i + 1 for i, p in enumerate(passages) if any(
             _overlaps(pipeline.index.docs[p.chunk.doc_id].doc.source, a, b, item.gold)
             for a, b in p.chunk.sentences)), None)

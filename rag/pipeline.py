@@ -12,17 +12,19 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import zip_longest
 
-from .chunking import split_sentences
+from . import compose
 from .embed import CachedEmbedder, Embedder
 from .errors import InputError
 from .generate import Generator, Message
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Index
-from .terms import content_stems, text_stems
-from .types import Answer, Citation, Evidence
-from .verify import Checker, coverage, split_markers
+from .terms import content_stems
+from .types import Answer, Evidence, Passage
+from .verify import Checker, coverage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,15 @@ def retrieval_query(question: str, history: Sequence[str]) -> str:
     return question
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    query: str  # what retrieval searched for (the question with its context, for follow-ups)
+    passages: list[Passage]
+    ranked: list[Evidence]  # every sentence of the passages, best first
+    evidence: list[Evidence]  # the numbered sources the model sees
+    leads: list[Evidence]  # the best sentence for each part of the question
+
+
 class Pipeline:
     def __init__(
         self,
@@ -100,57 +111,70 @@ class Pipeline:
         s = self.settings.replace(**overrides) if overrides else self.settings
         t0 = time.perf_counter()
         question = check_question(question, s)
-        query, qvec, passages, evidence, retriever = self.gather(question, history, s)
+        history = [h for h in history if h and h.strip()]
+        r = self.gather(question, history, s)
         t_retrieved = time.perf_counter()
         timings = {"retrieve_ms": (t_retrieved - t0) * 1000}
 
-        def done(text, mode, cited, note="", generate_ms=0.0):
+        def done(rendered, mode, note="", generate_ms=0.0):
+            text, cited = rendered
             timings["generate_ms"] = generate_ms
             timings["total_ms"] = (time.perf_counter() - t0) * 1000
-            return Answer(question, text, mode, tuple(cited), query, dict(timings), note)
+            return Answer(question, text, mode, tuple(cited), r.query, dict(timings), note)
 
-        if not evidence:
-            yield done(_dont_say(()), "abstained", [], "the index has no documents")
+        if not r.evidence:
+            yield done((_dont_say(()), []), "abstained", "the index has no documents")
             return
-        v = self.embedder.embed([evidence[0].text, question, query])
+        v = self.embedder.embed([r.evidence[0].text, question, r.query])
         best_cos = float(max(v[1] @ v[0], v[2] @ v[0]))
-        retrieved = " ".join(p.chunk.text for p in passages)
-        cov = coverage(question, evidence, retrieved, best_cos)
+        retrieved = " ".join(p.chunk.text for p in r.passages)
+        cov = coverage(question, r.evidence, retrieved, best_cos)
         if not cov.covered:
-            yield done(_dont_say(cov.missing), "abstained", [], cov.reason)
+            yield done((_dont_say(cov.missing), []), "abstained", cov.reason)
             return
-
-        if s.mode == "generate" and self.generator is not None:
-            draft = ""
-            first_token = None
-            for piece in self.generator.stream(self.messages(question, evidence, history),
-                                               s.max_tokens, s.temperature):
-                if first_token is None:
-                    first_token = time.perf_counter()
-                    timings["first_token_ms"] = (first_token - t0) * 1000
-                draft += piece
-                yield piece
-            gen_ms = (time.perf_counter() - t_retrieved) * 1000
-            text, cited, rejected = self._checked(question, draft, evidence)
-            if text:
-                yield done(text, "generated", cited, "every sentence checked against its source", gen_ms)
-                return
-            note = f"the model's answer failed the check ({rejected or 'empty'}); quoting the sources"
-            yield done(*self._extractive(question, evidence), note=note, generate_ms=gen_ms)
+        quoted = compose.extractive(r.leads, r.ranked, self.retriever.next_sentence)
+        if s.mode != "generate" or self.generator is None:
+            yield done(quoted, "extractive", "quoted from the sources")
             return
-        yield done(*self._extractive(question, evidence), note="quoted from the sources")
+        draft = ""
+        for piece in self.generator.stream(self.messages(question, r.evidence, history),
+                                           s.max_tokens, s.temperature):
+            timings.setdefault("first_token_ms", (time.perf_counter() - t0) * 1000)
+            draft += piece
+            yield piece
+        gen_ms = (time.perf_counter() - t_retrieved) * 1000
+        rendered, why = compose.checked(question, draft, r.evidence, self.checker)
+        if rendered is not None:
+            yield done(rendered, "generated", "every sentence checked against its source", gen_ms)
+        else:
+            yield done(quoted, "extractive", f"the model's answer failed the check ({why}); "
+                       "quoting the sources instead", gen_ms)
 
     # -- pieces ---------------------------------------------------------------------------
-    def gather(self, question: str, history: Sequence[str], s: Settings):
-        """Retrieval for one question: (query, query vector, passages, evidence, retriever)."""
-        query = retrieval_query(question, [h for h in history if h and h.strip()])
-        qvec = self.embedder.embed([query])
+    def gather(self, question: str, history: Sequence[str], s: Settings) -> Retrieved:
+        """Retrieval for one question. A compound question is searched part by part."""
         retriever = self.retriever
         if s.retrieval != retriever.method:
             retriever = Retriever(self.index, self.embedder, s.retrieval)
-        passages = retriever.retrieve(query, s.top_k, qvec)
-        evidence = retriever.evidence(question, passages, s.evidence_k, query)
-        return query, qvec, passages, evidence, retriever
+        query = retrieval_query(question, history)
+        previous = history[-1] if query != question else ""
+        parts = compose.split_parts(question)
+        passages: list[Passage] = []
+        rankings = []
+        for part in parts:
+            part_query = query if len(parts) == 1 else retrieval_query(part, history)
+            found = retriever.retrieve(part_query, s.top_k)
+            passages += [p for p in found if p.chunk not in [q.chunk for q in passages]]
+            rankings.append(retriever.evidence(part, found, part_query, previous))
+        leads = [ranking[0] for ranking in rankings if ranking]
+        evidence: list[Evidence] = []
+        for row in zip_longest(*rankings):  # interleave, so every part gets sources
+            for ev in row:
+                if ev is not None and all((ev.doc_id, ev.start) != (e.doc_id, e.start) for e in evidence):
+                    evidence.append(ev)
+        k = s.evidence_k + len(parts) - 1
+        ranked = sorted(evidence, key=lambda e: -e.score)
+        return Retrieved(query, passages, ranked, evidence[:k], leads)
 
     def messages(self, question: str, evidence: list[Evidence], history: Sequence[str] = ()) -> list[Message]:
         sources = "\n".join(f"[{i}] {ev.text}" for i, ev in enumerate(evidence, 1))
@@ -159,55 +183,6 @@ class Pipeline:
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"Sources:\n{sources}\n\n{context}Question: {question}"},
         ]
-
-    def _checked(self, question: str, draft: str, evidence: list[Evidence]):
-        """Keep the draft's sentences that the evidence supports, with renumbered markers."""
-        kept: list[tuple[str, tuple[int, ...]]] = []
-        reasons = []
-        for span in split_sentences(draft):
-            raw = draft[span.start : span.end]
-            plain, ns = split_markers(raw)
-            if not plain or "don't say" in plain.lower() or "do not say" in plain.lower():
-                continue
-            sup = self.checker.support(plain, evidence, ns)
-            if sup.ok and plain not in [k[0] for k in kept]:
-                kept.append((plain, sup.cited))
-            elif not sup.ok:
-                reasons.append(sup.reason)
-        if not kept:
-            return "", [], "; ".join(dict.fromkeys(reasons))
-        # an answer must speak to the question, not just repeat a true but unrelated sentence
-        answer_stems = set().union(*(text_stems(k[0]) for k in kept))
-        if not content_stems(question) & answer_stems:
-            return "", [], "it does not address the question"
-        return _render(kept, evidence)
-
-    def _extractive(self, question: str, evidence: list[Evidence]):
-        """The best evidence sentence, and a second one if it covers more of the question."""
-        chosen = [evidence[0]]
-        q = content_stems(question)
-        covered = text_stems(evidence[0].text) & q
-        for ev in evidence[1:]:
-            new = (text_stems(ev.text) & q) - covered
-            if new and ev.score >= 0.8 * evidence[0].score:
-                chosen.append(ev)
-                covered |= new
-                break
-        kept = [(ev.text, (evidence.index(ev) + 1,)) for ev in chosen]
-        text, cited, _ = _render(kept, evidence)
-        return text, "extractive", cited
-
-
-def _render(kept, evidence):
-    order: dict[int, int] = {}
-    parts = []
-    for text, ns in kept:
-        for n in ns:
-            order.setdefault(n, len(order) + 1)
-        text = text.rstrip()
-        parts.append(f"{text} " + "".join(f"[{order[n]}]" for n in ns))
-    cited = [Citation.from_evidence(new, evidence[old - 1]) for old, new in order.items()]
-    return " ".join(parts), cited, ""
 
 
 def _dont_say(missing: Sequence[str]) -> str:

@@ -3,6 +3,7 @@ inside them that an answer may cite."""
 
 from __future__ import annotations
 
+import bisect
 import logging
 
 import numpy as np
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 RRF_K = 60
 # evidence sentence scoring (tuned on eval/gold.jsonl with `rag eval --compare`)
-W_SENT, W_CTX, W_QUERY, W_LEX, W_TYPE, W_RANK = 0.5, 0.5, 0.2, 0.35, 0.25, 0.04
+W_SENT, W_CTX, W_QUERY, W_LEX, W_TYPE, W_RANK, W_PREV = 0.7, 0.5, 0.2, 0.5, 0.5, 0.04, 0.3
 
 
 class _Bm25:
@@ -63,6 +64,7 @@ class Retriever:
         self.index, self.embedder, self.method = index, embedder, method
         self._bm25: _Bm25 | None = None
         self._idf: dict[str, float] | None = None
+        self._sentences: dict[str, list[tuple[int, int]]] | None = None
 
     @property
     def bm25(self) -> _Bm25:
@@ -111,16 +113,18 @@ class Retriever:
         self,
         question: str,
         passages: list[Passage],
-        k: int,
         query: str = "",
+        previous: str = "",
     ) -> list[Evidence]:
-        """The `k` sentences inside `passages` that best answer `question`, best first.
+        """Every sentence inside `passages`, scored as an answer to `question`, best first.
 
         A sentence scores by its cosine to the question, alone and read after the sentence
         before it (so "he said" and "these efforts" carry their referents); plus the
         idf-weighted share of the question's content words it holds; plus a bonus when it has
         the kind of answer the question wants (a number for "how many"); plus a little for its
-        passage's rank. `query` (the question with its conversation) counts a little too.
+        passage's rank. `query` (the question with its conversation) counts a little too. For a
+        follow-up, a sentence that answers the `previous` question better than this one loses
+        points: the person has already read it.
         """
         seen, cands = set(), []
         for rank, p in enumerate(passages):
@@ -134,14 +138,16 @@ class Retriever:
                 prev_text = text
         if not cands:
             return []
-        vecs = self.embedder.embed([question, query or question])
+        vecs = self.embedder.embed([question, query or question, previous or question])
         svecs = self.embedder.embed([c[4] for c in cands])
         cvecs = self.embedder.embed([c[5] for c in cands])
         cos = svecs @ vecs[0]
         cos_ctx = cvecs @ vecs[0]
         cos_query = np.maximum(svecs @ vecs[1], cvecs @ vecs[1])
+        cos_prev = np.maximum(svecs @ vecs[2], cvecs @ vecs[2]) if previous else cos_ctx
         q_stems = content_stems(question)
         wanted = want(question)
+        bonus = W_TYPE if wanted.checkable else W_TYPE / 2
         head = stem(wanted.head) if wanted.head else ""
         weights = {st: self.idf.get(st, 1.0) for st in q_stems}
         total = sum(weights.values()) or 1.0
@@ -152,8 +158,26 @@ class Retriever:
             fits = wanted.kind != "any" and wanted.satisfied_by(text) and (not head or head in have)
             score = (
                 W_SENT * cos[i] + W_CTX * cos_ctx[i] + W_QUERY * cos_query[i]
-                + W_LEX * lex + W_TYPE * fits + W_RANK / (1 + rank)
+                + W_LEX * lex + bonus * fits + W_RANK / (1 + rank)
+                - W_PREV * max(0.0, cos_prev[i] - cos_ctx[i])
             )
             out.append(Evidence(doc.doc_id, doc.title, doc.source, s, e, text, float(score)))
         out.sort(key=lambda ev: -ev.score)
-        return out[:k]
+        return out
+
+    def next_sentence(self, ev: Evidence) -> Evidence | None:
+        """The sentence after `ev` in its paragraph, if any (score 0: it was not ranked)."""
+        if self._sentences is None:
+            by_doc: dict[str, set[tuple[int, int]]] = {}
+            for c in self.index.chunks:
+                by_doc.setdefault(c.doc_id, set()).update(c.sentences)
+            self._sentences = {d: sorted(v) for d, v in by_doc.items()}
+        spans = self._sentences.get(ev.doc_id, [])
+        i = bisect.bisect_right(spans, (ev.start, ev.end))
+        if i >= len(spans):
+            return None
+        s, e = spans[i]
+        doc = self.index.docs[ev.doc_id].doc
+        if "\n" in doc.text[ev.end : s]:
+            return None
+        return Evidence(ev.doc_id, ev.title, ev.source, s, e, doc.text[s:e], 0.0)
