@@ -26,6 +26,7 @@ class Span:
     start: int
     end: int
     heading: bool = False
+    markdown: bool = False  # a "# heading" line: a heading even with nothing under it
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,7 +75,7 @@ def split_sentences(text: str, max_len: int = 1200) -> list[Span]:
             continue
         block = text[s:e]
         if is_heading_line(block):
-            spans.append(Span(s, e, heading=True))
+            spans.append(Span(s, e, heading=True, markdown=block.startswith("#")))
             continue
         spans.extend(_sentences_in_block(text, s, e, max_len))
     return spans
@@ -109,7 +110,7 @@ def _demote_lonely_headings(spans: list[Span]) -> list[Span]:
     out = []
     for i, sp in enumerate(spans):
         nxt = spans[i + 1] if i + 1 < len(spans) else None
-        if sp.heading and (nxt is None or nxt.heading):
+        if sp.heading and (nxt is None or nxt.heading) and not sp.markdown:
             sp = Span(sp.start, sp.end, heading=False)
         out.append(sp)
     return out
@@ -124,6 +125,8 @@ def chunk_document(doc_id: str, text: str, size: int = 600, overlap: int = 1) ->
             sections.append((sp, []))
         else:
             sections[-1][1].append(sp)
+    if not any(sentences for _, sentences in sections):  # only headings: they are the content
+        sections = [(None, [Span(sp.start, sp.end) for sp in spans])]
     chunks: list[Chunk] = []
     for heading, sentences in sections:
         title = re.sub(r"^#+\s*", "", text[heading.start : heading.end]) if heading else ""

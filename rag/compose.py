@@ -20,8 +20,9 @@ _ELABORATES = re.compile(r"(he|she|they|it|this|these|that|those|such|his|her|th
 # phrases small models put before an answer; they claim nothing, so they are dropped
 _PREAMBLE = re.compile(
     r"^(according to (the )?(sources?|articles?|text)( \[\d+\])?,?\s*|"
-    r"(the )?(sources?|articles?|text) (say|says|suggest|suggests|state|states|show|shows)"
-    r"( that)?:?\s*|(the )?answer is:?\s*|answer:\s*)",
+    r"(the )?(sources?|articles?|text)( cited| used| given)?( in the question)?"
+    r" (says?|suggests?|states?|shows?|mentions?|notes?|reports?|are|is)\b( that)?:?\s*|"
+    r"(the )?answer( to the question)? is\b:?\s*|answer:\s*)",
     re.I,
 )
 
@@ -78,6 +79,7 @@ def extractive(
 
 
 FOLLOW_ON = 0.6  # a following sentence joins its lead when it scores this share of the lead
+RELEVANT = 0.8  # a generated sentence must cite a source scoring this share of the best one
 OTHER_DOC = 0.85  # another document's best sentence joins when it scores this share of the lead
 
 
@@ -91,8 +93,13 @@ def checked(
     """
     kept: list[tuple[str, list[Evidence]]] = []
     reasons = []
-    for span in split_sentences(draft):
-        plain, ns = split_markers(draft[span.start : span.end])
+    spans = split_sentences(draft)
+    if spans and not re.search(r"[.!?\]”\"’)]$", draft[spans[-1].start : spans[-1].end]):
+        spans = spans[:-1]  # cut off by the token limit: an unfinished sentence claims nothing
+    floor = RELEVANT * evidence[0].score if evidence else 0.0
+    pieces = [p for sp in spans for p in re.split(r";\s+", draft[sp.start : sp.end])]
+    for piece in pieces:
+        plain, ns = split_markers(piece)
         plain = _PREAMBLE.sub("", plain).strip()
         if plain[:1].islower():
             plain = plain[0].upper() + plain[1:]
@@ -103,8 +110,12 @@ def checked(
         if not sup.ok:
             reasons.append(sup.reason)
             continue
+        cited = [evidence[n - 1] for n in sup.cited]
+        if max(e.score for e in cited) < floor:
+            reasons.append("it cites a source that does not answer the question")
+            continue
         if plain not in [k[0] for k in kept]:
-            kept.append((plain, [evidence[n - 1] for n in sup.cited]))
+            kept.append((plain, cited))
     if not kept:
         return None, "; ".join(dict.fromkeys(reasons)) or "empty"
     if not any(evidence[0] in evs for _, evs in kept):

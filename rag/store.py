@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 FORMAT = "rag-index"
 VERSION = 1
 ANN_THRESHOLD = 20_000  # above this many chunks, HNSW instead of exact search
-REBUILD_HINT = "run `rag index seeds/ --rebuild` (or `make index`) to rebuild it"
+REBUILD_HINT = "run `rag index seeds/ --rebuild` to rebuild it"
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,11 @@ def save(index: Index, directory: str | Path) -> None:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    old = read_manifest(directory) if (directory / "manifest.json").exists() else None
-    gen = max(index.generation, (old or {}).get("generation", 0)) + 1
+    try:
+        old_gen = read_manifest(directory).get("generation", 0)
+    except (IndexMissing, IndexCorrupt, IndexMismatch):
+        old_gen = 0
+    gen = max(index.generation, old_gen if isinstance(old_gen, int) else 0) + 1
     names = {"chunks": f"chunks-{gen}.jsonl", "vectors": f"vectors-{gen}.faiss"}
 
     lines = []

@@ -22,8 +22,8 @@ from .types import Evidence
 MARKER = re.compile(r"\s*\[(\d+)\]")
 
 MIN_EVIDENCE_COSINE = 0.25 # below this the best sentence is unrelated to the question
-MIN_SUPPORT_WORDS = 0.8  # share of a generated sentence's content words found in its sources
-MIN_SUPPORT_COSINE = 0.6
+MIN_SUPPORT_WORDS = 0.9  # share of a generated sentence's content words found in its sources
+MIN_SUPPORT_COSINE = 0.7
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,38 @@ class Support:
     reason: str
 
 
+_NEGATION = re.compile(r"\b(not|no|never|nothing|none|neither|nor|cannot)\b|n[’']t\b", re.I)
+_REPORTING = (
+    r"(said|says|say|believes?|believed|thinks?|thought|argues?|argued|claims?|claimed|"
+    r"stressed|stresses|added|adds|warned|warns|cautioned|cautions|acknowledged|acknowledges|"
+    r"praised|praises|called|calls|cited|cites|emphasized|emphasizes|suggested|suggests|"
+    r"insisted|insists|told|tells|wants?|wanted|sees|saw|fears?|feared|hopes?|hoped|"
+    r"plans?|planned|criticized|criticizes|noted|notes|reiterated|reiterates|offered|offers)"
+)
+_SPEAKER = re.compile(
+    rf"\b([A-Z][\w’'.-]+)(?:\s+(?:also|has|had|once|then|further|reportedly)){{0,2}}\s+{_REPORTING}\b"
+    rf"|\b{_REPORTING},?\s+([A-Z][\w’'.-]+)"
+)
+
+
+def _negated(text: str) -> bool:
+    return bool(_NEGATION.search(text))
+
+
+def _speakers(text: str) -> set[str]:
+    """Names that say, believe or want something in `text` ("Macron said", "said Trump")."""
+    out = set()
+    for m in _SPEAKER.finditer(text):
+        name = m.group(1) or m.group(3)
+        if name and not _sentence_initial_common(name):
+            out.add(stem(name))
+    return out
+
+
+def _sentence_initial_common(word: str) -> bool:
+    return word.lower() in {"he", "she", "they", "it", "this", "that", "the", "we", "i", "who"}
+
+
 class Checker:
     def __init__(self, embedder: Embedder):
         self.embedder = embedder
@@ -109,7 +141,9 @@ class Checker:
         """Is `sentence` supported by the cited evidence? With no valid citation, by the one
         piece of evidence that supports it best (which it then cites)."""
         valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(evidence)]
-        candidates = [valid] if valid else [[n] for n in range(1, len(evidence) + 1)]
+        every = list(range(1, len(evidence) + 1))
+        # uncited: the single source that supports it, else the fewest that do together
+        candidates = [valid] if valid else [[n] for n in every] + [every[:2], every]
         best = Support(False, tuple(valid), "no evidence to check against")
         for ns in candidates:
             result = self._check(sentence, [evidence[n - 1] for n in ns], ns)
@@ -131,6 +165,11 @@ class Checker:
         share = len(words & have) / len(words)
         if share < MIN_SUPPORT_WORDS:
             return Support(False, tuple(ns), f"only {share:.0%} of its words are in the source")
+        if _negated(sentence) != _negated(source):
+            return Support(False, tuple(ns), "it negates what the source says, or the reverse")
+        speakers = _speakers(sentence) - _speakers(source)
+        if speakers:
+            return Support(False, tuple(ns), f"the source does not say {', '.join(sorted(speakers))} said it")
         vecs = self.embedder.embed([sentence, *[e.text for e in cited]])
         cos = float(np.max(vecs[1:] @ vecs[0]))
         if cos < MIN_SUPPORT_COSINE:
