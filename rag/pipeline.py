@@ -51,7 +51,7 @@ def check_question(question: str, settings: Settings) -> str:
             f"the question is {len(q):,} characters long; keep it under "
             f"{settings.max_question_chars:,} (RAG_MAX_QUESTION_CHARS)"
         )
-    if not content_stems(q) and not any(ch.isdigit() for ch in q):
+    if not any(ch.isalnum() for ch in q):
         raise InputError("the question has no words to search for: ask about the articles")
     return q
 
@@ -124,6 +124,11 @@ class Pipeline:
 
         if not r.evidence:
             yield done((_dont_say(()), []), "abstained", "the index has no documents")
+            return
+        if not content_stems(question):
+            text = ("The question names nothing to look up. Ask about a person, a place or an "
+                    "event in the articles, for example: What did Macron say about China?")
+            yield done((text, []), "abstained", "no content words in the question")
             return
         v = self.embedder.embed([r.evidence[0].text, question, r.query])
         best_cos = float(max(v[1] @ v[0], v[2] @ v[0]))

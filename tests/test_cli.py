@@ -62,8 +62,8 @@ def test_ask_prints_the_answer_and_its_numbered_sources(cli_index):
     [
         (["ask", "   "], {}, "error: the question is empty"),
         (["ask", "x" * 50_000], {}, "error: the question is 50,000 characters long"),
-        (["ask", "What happened?"], {"RAG_GGUF": "/nonexistent/model.gguf"}, "error: no GGUF file at /nonexistent/model.gguf"),
-        (["ask", "What happened?"], {"RAG_EMBED_MODEL": "/nonexistent/minilm"}, "error: no sentence-transformers model at /nonexistent/minilm"),
+        (["ask", "What did Macron say about China?"], {"RAG_GGUF": "/nonexistent/model.gguf"}, "error: no GGUF file at /nonexistent/model.gguf"),
+        (["ask", "What did Macron say about China?"], {"RAG_EMBED_MODEL": "/nonexistent/minilm"}, "error: no sentence-transformers model at /nonexistent/minilm"),
         (["index", "/nonexistent/folder"], {}, "error: /nonexistent/folder: no such file or folder"),
     ],
     ids=["blank", "huge", "missing-gguf", "missing-embedder", "missing-folder"],
@@ -77,6 +77,6 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(cli_index, args, env, message)
 
 
 def test_asking_before_indexing_names_the_fix(tmp_path):
-    r = rag("ask", "What happened?", index_dir=tmp_path / "none")
+    r = rag("ask", "What did Macron say about China?", index_dir=tmp_path / "none")
     assert r.returncode == 1
     assert "run `rag index seeds/`" in r.stderr

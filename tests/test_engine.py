@@ -64,6 +64,11 @@ def test_the_engine_abstains_when_the_articles_do_not_say(pipeline, question):
     assert answer.citations == ()
 
 
+def test_a_question_that_names_nothing_gets_a_hint_not_an_invention(pipeline):
+    answer = pipeline.ask("What happened?")
+    assert answer.abstained and "names nothing to look up" in answer.text
+
+
 def test_every_answer_sentence_carries_a_marker(pipeline):
     answer = pipeline.ask("What did Macron say about European defense spending?")
     import re
