@@ -22,7 +22,8 @@ _PREAMBLE = re.compile(
     r"^(according to (the )?(sources?|articles?|text)( \[\d+\])?,?\s*|"
     r"(the )?(sources?|articles?|text)( cited| used| given)?( in the question)?"
     r" (says?|suggests?|states?|shows?|mentions?|notes?|reports?|are|is)\b( that)?:?\s*|"
-    r"(the )?answer( to the question)? is\b:?\s*|answer:\s*)",
+    r"(the )?answer( to the question)? is\b:?\s*|answer:\s*|"
+    r"it (only )?(says?|mentions?|states?|notes?)\b( that)?:?\s*)",
     re.I,
 )
 

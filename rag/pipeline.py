@@ -162,7 +162,6 @@ class Pipeline:
         if s.retrieval != retriever.method:
             retriever = Retriever(self.index, self.embedder, s.retrieval)
         query = retrieval_query(question, history)
-        previous = history[-1] if query != question else ""
         parts = compose.split_parts(question)
         passages: list[Passage] = []
         rankings = []
@@ -170,7 +169,7 @@ class Pipeline:
             part_query = query if len(parts) == 1 else retrieval_query(part, history)
             found = retriever.retrieve(part_query, s.top_k)
             passages += [p for p in found if p.chunk not in [q.chunk for q in passages]]
-            rankings.append(retriever.evidence(part, found, part_query, previous))
+            rankings.append(retriever.evidence(part, found, part_query))
         leads = [ranking[0] for ranking in rankings if ranking]
         evidence: list[Evidence] = []
         for row in zip_longest(*rankings):  # interleave, so every part gets sources

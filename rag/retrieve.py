@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 RRF_K = 60
 # evidence sentence scoring (tuned on eval/gold.jsonl with `rag eval --compare`)
-W_SENT, W_CTX, W_QUERY, W_LEX, W_TYPE, W_RANK, W_PREV = 0.7, 0.5, 0.2, 0.5, 0.5, 0.04, 0.3
+W_SENT, W_CTX, W_QUERY, W_LEX, W_TYPE, W_RANK = 0.7, 0.5, 0.2, 0.5, 0.5, 0.04
 
 
 class _Bm25:
@@ -114,7 +114,6 @@ class Retriever:
         question: str,
         passages: list[Passage],
         query: str = "",
-        previous: str = "",
     ) -> list[Evidence]:
         """Every sentence inside `passages`, scored as an answer to `question`, best first.
 
@@ -122,9 +121,7 @@ class Retriever:
         before it (so "he said" and "these efforts" carry their referents); plus the
         idf-weighted share of the question's content words it holds; plus a bonus when it has
         the kind of answer the question wants (a number for "how many"); plus a little for its
-        passage's rank. `query` (the question with its conversation) counts a little too. For a
-        follow-up, a sentence that answers the `previous` question better than this one loses
-        points: the person has already read it.
+        passage's rank. `query` (the question with its conversation) counts a little too.
         """
         seen, cands = set(), []
         for rank, p in enumerate(passages):
@@ -138,13 +135,12 @@ class Retriever:
                 prev_text = text
         if not cands:
             return []
-        vecs = self.embedder.embed([question, query or question, previous or question])
+        vecs = self.embedder.embed([question, query or question])
         svecs = self.embedder.embed([c[4] for c in cands])
         cvecs = self.embedder.embed([c[5] for c in cands])
         cos = svecs @ vecs[0]
         cos_ctx = cvecs @ vecs[0]
         cos_query = np.maximum(svecs @ vecs[1], cvecs @ vecs[1])
-        cos_prev = np.maximum(svecs @ vecs[2], cvecs @ vecs[2]) if previous else cos_ctx
         q_stems = content_stems(question)
         wanted = want(question)
         bonus = W_TYPE if wanted.checkable else W_TYPE / 2
@@ -159,7 +155,6 @@ class Retriever:
             score = (
                 W_SENT * cos[i] + W_CTX * cos_ctx[i] + W_QUERY * cos_query[i]
                 + W_LEX * lex + bonus * fits + W_RANK / (1 + rank)
-                - W_PREV * max(0.0, cos_prev[i] - cos_ctx[i])
             )
             out.append(Evidence(doc.doc_id, doc.title, doc.source, s, e, text, float(score)))
         out.sort(key=lambda ev: -ev.score)

@@ -138,19 +138,17 @@ class Checker:
         self.embedder = embedder
 
     def support(self, sentence: str, evidence: list[Evidence], cited: list[int]) -> Support:
-        """Is `sentence` supported by the cited evidence? With no valid citation, by the one
-        piece of evidence that supports it best (which it then cites)."""
+        """Is `sentence` supported by one piece of evidence: one it cites, or, if it cites
+        none validly, any one (which it then cites)? One source, not a blend of several: a
+        blend is how a small model puts one person's words in another's mouth."""
         valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(evidence)]
-        every = list(range(1, len(evidence) + 1))
-        # uncited: the single source that supports it, else the fewest that do together
-        candidates = [valid] if valid else [[n] for n in every] + [every[:2], every]
-        best = Support(False, tuple(valid), "no evidence to check against")
-        for ns in candidates:
-            result = self._check(sentence, [evidence[n - 1] for n in ns], ns)
+        first = None
+        for n in valid or range(1, len(evidence) + 1):
+            result = self._check(sentence, [evidence[n - 1]], [n])
             if result.ok:
                 return result
-            best = result if not best.cited else best
-        return best
+            first = first or result
+        return first or Support(False, (), "no evidence to check against")
 
     def _check(self, sentence: str, cited: list[Evidence], ns: list[int]) -> Support:
         sal = salient_terms(sentence)

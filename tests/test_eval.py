@@ -1,0 +1,72 @@
+"""`rag eval` scores what it claims to score."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rag import Answer, Citation
+from rag.evaluate import citation_scores, load_gold, run
+
+from .conftest import ROOT, file_text
+
+GOLD = ROOT / "eval" / "gold.jsonl"
+
+
+def test_the_gold_set_is_valid_and_big_enough():
+    r = subprocess.run([sys.executable, str(ROOT / "eval" / "check_gold.py")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    items = load_gold(GOLD)
+    assert len(items) >= 40
+    assert sum(not i.answerable for i in items) >= 8
+    assert sum(bool(i.history) for i in items) >= 5
+    for item in items:
+        for path, start, end in item.gold:
+            assert file_text(path)[start:end].strip()
+
+
+def _answer(sentences):
+    """An Answer whose sentences cite the given (source, start, end) spans."""
+    cites, parts, n = [], [], 0
+    for text, spans in sentences:
+        marks = ""
+        for source, start, end in spans:
+            n += 1
+            cites.append(Citation(n, "d", "t", source, start, end, file_text(source)[start:end]))
+            marks += f"[{n}]"
+        parts.append(f"{text} {marks}")
+    return Answer("q", " ".join(parts), "extractive", tuple(cites))
+
+
+def test_citation_scores_follow_alce(pipeline):
+    item = next(i for i in load_gold(GOLD) if i.id == "q31")  # civilian deaths
+    source, start, end = item.gold[0]
+    quote = file_text(source)[start:end]
+    other = (source, 0, file_text(source).index("\n"))  # the article's title line: not gold
+
+    exact = citation_scores(pipeline, _answer([(quote, [(source, start, end)])]), item.gold)
+    assert exact["gold_recall"] == (1, 1) and exact["gold_precision"] == (1, 1)
+    assert exact["checker_recall"] == (1, 1) and exact["checker_precision"] == (1, 1)
+
+    padded = citation_scores(pipeline, _answer([(quote, [(source, start, end), other])]), item.gold)
+    assert padded["gold_recall"] == (1, 1)
+    assert padded["gold_precision"] == (1, 2)  # the extra citation is not needed
+    assert padded["checker_precision"] == (1, 2)
+
+    wrong = citation_scores(pipeline, _answer([(quote, [other])]), item.gold)
+    assert wrong["gold_recall"] == (0, 1) and wrong["checker_recall"] == (0, 1)
+
+
+@pytest.mark.slow
+def test_eval_runs_the_engine_and_reports_every_metric(pipeline, tmp_path):
+    items = [i for i in load_gold(GOLD) if i.id in ("q31", "q34", "q50", "q55")]
+    result = run(pipeline, items, {"mode": "extractive"})
+    s = result["summary"]
+    assert s["questions"] == 4
+    assert s["answer_accuracy"] == 100.0 and s["cites_gold"] == 100.0
+    assert s["abstention_precision"] == 100.0 and s["abstention_recall"] == 100.0
+    for key in ("recall@k", "mrr", "citation_precision_checker", "citation_recall_gold",
+                "retrieve_p50_ms", "total_p95_ms"):
+        assert s[key] is not None
+    json.dumps(result)  # the results file is plain JSON
