@@ -40,9 +40,10 @@ class Settings:
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
-        """Defaults, overridden by `RAG_<FIELD>` variables, overridden by keyword arguments."""
+        """Defaults, then a config file (`rag.toml` here, or the file named by RAG_CONFIG),
+        then `RAG_<FIELD>` variables, then keyword arguments (CLI flags)."""
         env = os.environ if env is None else env
-        values = {}
+        values = _read_config(env.get("RAG_CONFIG", ""), {f.name for f in dataclasses.fields(cls)})
         for f in dataclasses.fields(cls):
             raw = env.get(f"RAG_{f.name.upper()}")
             if raw is not None and raw != "":
@@ -74,6 +75,25 @@ class Settings:
         new = dataclasses.replace(self, **changes)
         new.validate()
         return new
+
+
+def _read_config(path: str, names: set[str]) -> dict:
+    """The [rag] table of a TOML file: `gguf = "models/qwen.gguf"`, `top_k = 8`, ..."""
+    import tomllib
+
+    file = Path(path) if path else Path("rag.toml")
+    if not file.exists():
+        if path:
+            raise InputError(f"RAG_CONFIG={path}: no such file")
+        return {}
+    try:
+        table = tomllib.loads(file.read_text(encoding="utf-8")).get("rag", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{file}: not valid TOML ({e}); fix or remove it") from None
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise InputError(f"{file}: unknown settings {', '.join(unknown)}; see `rag ask --help`")
+    return table
 
 
 def _coerce(name: str, type_name: str, raw: str):
