@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .terms import STOPWORDS
+from .terms import QUESTION_WORDS, STOPWORDS
 
 NUMBER = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -99,8 +99,12 @@ def want(question: str) -> Want:
         return Want("amount")
     if re.search(r"\bhow long\b|\bfor how long\b", q):
         return Want("duration")
+    if re.match(r"(and |so |but )?when (did|was|were)\b", q):
+        return Want("date")  # "When did the war start?" wants a date, not "once a deal is made"
     if re.match(r"(and |so |but )?when\b", q):
         return Want("when")
+    if re.search(r"\bhow old\b", q):
+        return Want("count")
     if re.search(r"\b(own|exact|actual) words\b|\bquote|\bverbatim\b|\bin (his|her|their) words\b", q):
         return Want("quote")
     if re.search(r"\b(under what|on what|what) conditions?\b|\bin what case\b", q):
@@ -111,6 +115,35 @@ def want(question: str) -> Want:
     if re.match(r"(and |so |but )?(who|whom)\b|.*\b(which|what) (country|countries|leader|leaders|person|people|nations?)\b", q):
         return Want("who", known=known)
     return Want("any")
+
+
+# nouns that ask for a description rather than name a thing ("what is his view on ...")
+_META = frozenset(
+    """view views stance position status situation role opinion point reason reasons thing
+    things idea ideas plan plans message response reaction goal goals aim outcome result
+    results impact significance purpose angle aspect side part take case story issue issues
+    problem problems main key one difference relationship approach argument concern concerns
+    point""".split()
+)
+
+
+def focus(question: str) -> str:
+    """The thing a "what is the X of Y" / "what is Y's X" question asks for ("capital" in
+    "What is the capital of France?"); "" when the question has no such noun."""
+    m = re.match(
+        r"\s*(?:and |so |but )?(?:what|which)(?:'s|’s| is| are| was| were) "
+        r"(?:(?:the|a|an) |[\w.-]+(?:'s|’s|s') )([\w\s-]+)",
+        question, re.IGNORECASE,
+    )
+    if not m:
+        return ""
+    phrase = []
+    for w in m.group(1).lower().split()[:4]:
+        if w in STOPWORDS or w in QUESTION_WORDS:
+            break
+        phrase.append(w)
+    head = phrase[-1] if phrase else ""
+    return "" if head in _META else head
 
 
 def _new_name(word: str, known: frozenset[str]) -> bool:

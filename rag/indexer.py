@@ -11,7 +11,7 @@ from pathlib import Path
 from . import store
 from .chunking import chunk_document, search_text
 from .embed import Embedder
-from .errors import IndexCorrupt, IndexMissing, InputError
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing, InputError
 from .ingest import find_files, load_document
 from .settings import Settings
 from .store import DocEntry, Index, IndexConfig
@@ -58,10 +58,10 @@ def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -
         index = store.load(settings.index_dir)
     except IndexMissing:
         return Index(config), False
-    except IndexCorrupt:
+    except (IndexCorrupt, IndexMismatch):  # damaged, or another format version
         if not rebuild:
             raise
-        log.warning("the index in %s is damaged; rebuilding it from the given paths", settings.index_dir)
+        log.warning("the index in %s is unreadable; rebuilding it from the given paths", settings.index_dir)
         return Index(config), True
     if rebuild or index.config != config:
         fresh = Index(config, generation=index.generation)

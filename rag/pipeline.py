@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 
+import numpy as np
+
 from . import compose
 from .embed import CachedEmbedder, Embedder
 from .errors import InputError
@@ -22,7 +24,7 @@ from .generate import Generator, Message
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Index
-from .terms import content_stems
+from .terms import STOPWORDS, content_stems, tokens
 from .types import Answer, Evidence, Passage
 from .verify import Checker, coverage
 
@@ -133,7 +135,8 @@ class Pipeline:
         v = self.embedder.embed([r.evidence[0].text, question, r.query])
         best_cos = float(max(v[1] @ v[0], v[2] @ v[0]))
         retrieved = " ".join(p.chunk.text for p in r.passages)
-        cov = coverage(question, r.evidence, retrieved, best_cos)
+        cov = coverage(question, r.evidence, retrieved, best_cos,
+                       lambda word: self._closest_word(word, retrieved))
         if not cov.covered:
             yield done((_dont_say(cov.missing), []), "abstained", cov.reason)
             return
@@ -179,6 +182,14 @@ class Pipeline:
         k = s.evidence_k + len(parts) - 1
         ranked = sorted(evidence, key=lambda e: -e.score)
         return Retrieved(query, passages, ranked, evidence[:k], leads)
+
+    def _closest_word(self, word: str, text: str) -> float:
+        """The highest cosine between `word` and any word of `text` (a synonym test)."""
+        words = sorted({t.lower() for t in tokens(text) if t.lower() not in STOPWORDS})
+        if not words:
+            return 0.0
+        vecs = self.embedder.embed([word.lower(), *words])
+        return float(np.max(vecs[1:] @ vecs[0]))
 
     def messages(self, question: str, evidence: list[Evidence], history: Sequence[str] = ()) -> list[Message]:
         sources = "\n".join(f"[{i}] {ev.text}" for i, ev in enumerate(evidence, 1))

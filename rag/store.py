@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorrupt, IndexMismatch, IndexMissing
+from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing
 from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,18 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def save(index: Index, directory: str | Path) -> None:
+    try:
+        _save(index, Path(directory))
+    except OSError as e:  # disk full, read-only folder: the manifest, so the index, is unchanged
+        raise IndexError_(
+            f"cannot write the index in {directory}/ ({e.strerror or e}): free some disk space "
+            "or fix the folder's permissions, then index again"
+        ) from None
+
+
+def _save(index: Index, directory: Path) -> None:
     import faiss
 
-    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     try:
         old_gen = read_manifest(directory).get("generation", 0)
@@ -196,7 +205,10 @@ def _remove_stale(directory: Path, keep: set[str]) -> None:
     for p in directory.iterdir():
         stale = p.name.startswith(("chunks-", "vectors-")) and p.name not in keep
         if stale or (p.name.startswith(".") and p.name.endswith(".tmp")):
-            p.unlink(missing_ok=True)
+            try:
+                p.unlink(missing_ok=True)
+            except OSError as e:  # a folder in the way: the new index is saved all the same
+                log.warning("could not remove %s (%s)", p, e.strerror)
 
 
 def read_manifest(directory: str | Path) -> dict:
@@ -207,6 +219,8 @@ def read_manifest(directory: str | Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise IndexCorrupt(f"{path} is not valid JSON: {REBUILD_HINT}") from None
+    except OSError as e:
+        raise IndexCorrupt(f"{path} cannot be read ({e.strerror}): {REBUILD_HINT}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexCorrupt(f"{path} is not a rag index manifest: {REBUILD_HINT}")
     if manifest.get("version") != VERSION:
@@ -251,11 +265,15 @@ def load(directory: str | Path, wanted: IndexConfig | None = None) -> Index:
     config = config_of(manifest)
     if wanted is not None:
         check_config(config, wanted, directory)
-    files = manifest.get("files", {})
-    for name in (files.get("chunks"), files.get("vectors")):
-        if not name or not (directory / name).exists():
-            raise IndexCorrupt(f"{directory}/{name or '?'} is missing: {REBUILD_HINT}")
-        if _sha256_file(directory / name) != manifest.get("checksums", {}).get(name):
+    files = _file_names(manifest)
+    for name in files.values():
+        if not (directory / name).is_file():
+            raise IndexCorrupt(f"{directory}/{name} is missing: {REBUILD_HINT}")
+        try:
+            digest = _sha256_file(directory / name)
+        except OSError as e:
+            raise IndexCorrupt(f"{directory}/{name} cannot be read ({e.strerror}): {REBUILD_HINT}") from None
+        if digest != manifest["checksums"].get(name):
             raise IndexCorrupt(f"{directory}/{name} is damaged (checksum differs): {REBUILD_HINT}")
     try:
         docs, chunks = _read_chunks(directory / files["chunks"])
@@ -263,13 +281,23 @@ def load(directory: str | Path, wanted: IndexConfig | None = None) -> Index:
             np.frombuffer((directory / files["vectors"]).read_bytes(), dtype=np.uint8)
         )
         vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal) if faiss_index.ntotal else None
-    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
         raise IndexCorrupt(f"{directory}/ cannot be read ({type(e).__name__}): {REBUILD_HINT}") from None
     if faiss_index.ntotal != len(chunks) or faiss_index.d != config.dim:
         raise IndexCorrupt(f"{directory}/ vectors do not match its chunks: {REBUILD_HINT}")
     index = Index(config, docs, chunks, vectors, manifest.get("generation", 0))
     index._faiss = faiss_index
     return index
+
+
+def _file_names(manifest: dict) -> dict[str, str]:
+    """The manifest's data files, which must be plain names inside the index folder."""
+    files, sums = manifest.get("files"), manifest.get("checksums")
+    names = [files.get(k) for k in ("chunks", "vectors")] if isinstance(files, dict) else []
+    plain = all(isinstance(n, str) and n and n == Path(n).name and n[0] != "." for n in names)
+    if len(names) != 2 or not plain or not isinstance(sums, dict):
+        raise IndexCorrupt(f"the index manifest is incomplete: {REBUILD_HINT}")
+    return {"chunks": names[0], "vectors": names[1]}
 
 
 def _read_chunks(path: Path) -> tuple[dict[str, DocEntry], list[Chunk]]:
@@ -285,6 +313,10 @@ def _read_chunks(path: Path) -> tuple[dict[str, DocEntry], list[Chunk]]:
             else:
                 text = docs[row["doc_id"]].doc.text
                 s, e = row["start"], row["end"]
+                spans = [(s, e), *((a, b) for a, b in row["sentences"])]
+                if not all(type(a) is int and type(b) is int and 0 <= a <= b <= len(text)
+                           for a, b in spans) or not all(s <= a and b <= e for a, b in spans):
+                    raise ValueError("a chunk's offsets fall outside its document")
                 chunks.append(
                     Chunk(row["doc_id"], text[s:e], s, e, row["heading"],
                           tuple(tuple(x) for x in row["sentences"]))

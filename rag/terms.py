@@ -77,6 +77,8 @@ def text_stems(text: str) -> set[str]:
     out = set()
     for tok in tokens(text):
         out.add(stem(tok))
+        if "." in tok:  # "U.N." also as "UN"
+            out.add(stem(tok.replace(".", "")))
         for part in re.split(r"[-'’.]", tok):
             if part:
                 out.add(stem(part))

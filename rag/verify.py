@@ -10,18 +10,20 @@ cites, nearly all its content words must, and its embedding must be close to the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .embed import Embedder
-from .answer_type import GENERIC_HEADS, want
+from .answer_type import GENERIC_HEADS, focus, want
 from .terms import content_stems, salient_terms, stem, text_stems, tokens
 from .types import Evidence
 
 MARKER = re.compile(r"\s*\[(\d+)\]")
 
 MIN_EVIDENCE_COSINE = 0.25 # below this the best sentence is unrelated to the question
+MIN_SYNONYM_COSINE = 0.6  # a word this close to a retrieved word counts as present
 MIN_SUPPORT_WORDS = 0.9  # share of a generated sentence's content words found in its sources
 MIN_SUPPORT_COSINE = 0.7
 
@@ -49,11 +51,17 @@ def fuzzy_in(term: str, have: set[str]) -> bool:
 
 
 def coverage(
-    question: str, evidence: list[Evidence], retrieved_text: str, best_cosine: float
+    question: str,
+    evidence: list[Evidence],
+    retrieved_text: str,
+    best_cosine: float,
+    similarity: Callable[[str], float] = lambda word: 0.0,
 ) -> Coverage:
-    """Can the evidence answer the question? Three signals, any of which says no:
-    the best sentence is unrelated; a name or number asked about is absent; the answer the
-    question wants (a count of soldiers, a date) is nowhere in the evidence."""
+    """Can the evidence answer the question? Four signals, any of which says no:
+    the best sentence is unrelated; a name or number asked about is absent; the thing asked
+    for ("the capital of France") is absent, as a word or a near synonym (`similarity` gives a
+    word's closest cosine to the retrieved words); the answer the question wants (a count of
+    soldiers, a date) is nowhere in the evidence."""
     sal = salient_terms(question)
     surface = {stem(t): t for t in tokens(question)}
     if not sal.stems:
@@ -65,6 +73,9 @@ def coverage(
                     if not fuzzy_in(s, have))
     if missing:
         return Coverage(False, missing, f"not in the articles: {', '.join(missing)}")
+    thing = focus(question)
+    if thing and not fuzzy_in(stem(thing), have) and similarity(thing) < MIN_SYNONYM_COSINE:
+        return Coverage(False, (thing,), f"not in the articles: {thing}")
     w = want(question)
     if not w.checkable:
         return Coverage(True, (), "")

@@ -30,6 +30,8 @@ CASES = [
     ("What did Trump call France?", [["great ally"]],
      "Macron praised Trump’s “pragmatism,” while the former president called France “a great ally.”"),
     ("Where will Macron meet Trump?", [["Washington"]], None),
+    ("What did the UN report?", [["10,000"]],
+     "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians."),
 ]
 
 
@@ -55,6 +57,10 @@ def test_seed_questions_get_correct_cited_answers(pipeline, question, facts, sen
         "How many soldiers have died in the war?",
         "Who won the 2022 World Cup?",
         "What will the weather be like in Paris tomorrow?",
+        "What is the capital of France?",
+        "What is Trump's favorite food?",
+        "How old is Macron?",
+        "When did the war start?",
     ],
 )
 def test_the_engine_abstains_when_the_articles_do_not_say(pipeline, question):
