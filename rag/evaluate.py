@@ -7,6 +7,7 @@ checker, and overlap with the gold spans); abstention precision and recall; late
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -71,32 +72,34 @@ def answer_sentences(answer: Answer) -> list[tuple[str, list[int]]]:
 
 def citation_scores(pipeline: Pipeline, answer: Answer, gold) -> dict[str, tuple[int, int]]:
     """ALCE-style counts: recall = supported sentences / sentences; precision = needed
-    citations / citations. Each judged by the checker and by gold overlap."""
+    citations / citations, where a citation is not needed if it alone does not support its
+    sentence and the others do. Support is judged by the engine's checker and by gold overlap."""
     by_n: dict[int, Citation] = {c.n: c for c in answer.citations}
-    counts = {"checker_recall": [0, 0], "checker_precision": [0, 0],
-              "gold_recall": [0, 0], "gold_precision": [0, 0]}
+    counts = {k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")}
     for sentence, ns in answer_sentences(answer):
         cites = [by_n[n] for n in ns if n in by_n]
-        evs = [_as_evidence(c) for c in cites]
-
-        def checker_ok(idx: list[int]) -> bool:
-            return bool(idx) and pipeline.checker._check(sentence, [evs[i] for i in idx], idx).ok
-
-        def gold_ok(idx: list[int]) -> bool:
-            return any(_overlaps(cites[i].source, cites[i].start, cites[i].end, gold) for i in idx)
-
-        for name, ok in (("checker", checker_ok), ("gold", gold_ok)):
-            all_idx = list(range(len(cites)))
-            supported = ok(all_idx)
+        for name in ("checker", "gold"):
+            ok = functools.partial(_supports, name, pipeline, sentence, cites, gold)
+            everything = list(range(len(cites)))
+            supported = ok(everything)
             counts[f"{name}_recall"][0] += int(supported)
             counts[f"{name}_recall"][1] += 1
-            for i in all_idx:
-                rest = [j for j in all_idx if j != i]
-                irrelevant = not ok([i]) and (ok(rest) if rest else False)
-                needed = supported and not irrelevant and (ok([i]) or not rest or not ok(rest))
+            for i in everything:
+                rest = [j for j in everything if j != i]
+                needed = supported and (ok([i]) or not rest or not ok(rest))
                 counts[f"{name}_precision"][0] += int(needed)
                 counts[f"{name}_precision"][1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def _supports(judge: str, pipeline: Pipeline, sentence: str, cites: list[Citation], gold,
+              idx: list[int]) -> bool:
+    if not idx:
+        return False
+    if judge == "gold":
+        return any(_overlaps(cites[i].source, cites[i].start, cites[i].end, gold) for i in idx)
+    evs = [_as_evidence(cites[i]) for i in idx]
+    return pipeline.checker.check(sentence, evs, idx).ok
 
 
 def _as_evidence(c: Citation):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .embed import Embedder
 from .answer_type import GENERIC_HEADS, focus, want
+from .embed import Embedder
 from .terms import content_stems, salient_terms, stem, text_stems, tokens
 from .types import Evidence
 
@@ -155,13 +155,14 @@ class Checker:
         valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(evidence)]
         first = None
         for n in valid or range(1, len(evidence) + 1):
-            result = self._check(sentence, [evidence[n - 1]], [n])
+            result = self.check(sentence, [evidence[n - 1]], [n])
             if result.ok:
                 return result
             first = first or result
         return first or Support(False, (), "no evidence to check against")
 
-    def _check(self, sentence: str, cited: list[Evidence], ns: list[int]) -> Support:
+    def check(self, sentence: str, cited: list[Evidence], ns: list[int]) -> Support:
+        """Is `sentence` supported by the `cited` sentences together (numbered `ns`)?"""
         sal = salient_terms(sentence)
         words = content_stems(sentence)
         if len(words) < 2:
