@@ -1,0 +1,184 @@
+"""The UI's pure parts: HTML rendering, source links, upload names. No models, no server."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rag import Answer, Citation, InputError
+from rag.ingest import SUPPORTED
+from ui import render
+from ui.app import bind_warning, is_loopback, parse_auth
+from ui.service import UPLOAD_TYPES, safe_upload_name, upload_destination
+
+TEXT = 'Intro line.\n\nMacron met Trump <at> the "White House" & spoke. Then he left.\n'
+QUOTE = 'Macron met Trump <at> the "White House" & spoke.'
+START = TEXT.index(QUOTE)
+CITE = Citation(
+    1, "doc-1", "A <Title>", "seeds/doc-1.txt", START, START + len(QUOTE), QUOTE, 1.2345
+)
+
+
+def answer(mode="generated", text="He met Trump. [1]", citations=(CITE,), **kw) -> Answer:
+    return Answer(
+        "Where did he meet Trump?",
+        text,
+        mode,
+        citations,
+        kw.pop("retrieval_query", "Where did he meet Trump?"),
+        {"total_ms": 1234.0},
+        **kw,
+    )
+
+
+def test_article_view_marks_exactly_the_cited_offsets_and_escapes_around_them():
+    html = render.article_html("doc-1", "A <Title>", "seeds/doc-1.txt", TEXT, CITE.start, CITE.end)
+    before, marked, after = re.match(
+        r"(?s).*?<div class=\"rag-article\"[^>]*>(.*)<mark[^>]*>(.*)</mark>(.*)</div></div>$", html
+    ).groups()
+    from html import unescape
+
+    assert unescape(marked) == QUOTE
+    assert unescape(before) == TEXT[: CITE.start] and unescape(after) == TEXT[CITE.end :]
+    assert "<at>" not in html and "&lt;at&gt;" in html
+    assert "A &lt;Title&gt;" in html
+
+
+def test_article_view_uses_offsets_not_a_search():
+    text = "Repeat. Repeat. Repeat."
+    second = text.index("Repeat.", 1)
+    html = render.article_html("d", "t", "s", text, second, second + 7)
+    assert html.split('<div class="rag-article" id="rag-article">')[1].startswith("Repeat. <mark")
+
+
+def test_article_view_refuses_a_span_outside_the_text():
+    with pytest.raises(ValueError):
+        render.article_html("d", "t", "s", "short", 2, 99)
+
+
+def test_answer_links_each_marker_to_its_span_and_lists_the_source():
+    html = render.answer_html(answer())
+    link = render.source_ref(CITE)
+    assert f'<a class="rag-cite" href="{link}"' in html and ">[1]</a>" in html
+    assert f'<a class="rag-source" href="{link}"' in html
+    assert "A &lt;Title&gt;" in html and "score 1.23" in html
+    assert "Macron met Trump &lt;at&gt; the &quot;White House&quot; &amp; spoke." in html
+    assert render.parse_ref(link) == render.Ref("doc-1", CITE.start, CITE.end, render.digest(QUOTE))
+
+
+@pytest.mark.parametrize(
+    "mode,label",
+    [
+        ("generated", "checked"),
+        ("extractive", "quoted from the sources"),
+        ("abstained", "the articles don&#x27;t say"),
+    ],
+)
+def test_each_answer_carries_a_badge_for_its_path(mode, label):
+    cites = () if mode == "abstained" else (CITE,)
+    html = render.answer_html(answer(mode, citations=cites, note="because"))
+    assert f'rag-badge-{mode}"' in html and f">{label}</span>" in html
+
+
+def test_a_follow_up_shows_the_query_used_for_retrieval():
+    plain = render.answer_html(answer())
+    assert "rag-query" not in plain
+    follow = render.answer_html(
+        answer(retrieval_query="Did Macron meet Trump? Where did he meet Trump?")
+    )
+    assert "searched for <q>Did Macron meet Trump? Where did he meet Trump?</q>" in follow
+
+
+def test_model_text_is_escaped_everywhere():
+    evil = '<img src=x onerror="alert(1)"> [1]'
+    for html in (
+        render.answer_html(answer(text=evil)),
+        render.draft_html(evil),
+        render.user_html(evil),
+        render.error_html(evil),
+    ):
+        assert "<img" not in html and "&lt;img" in html
+
+
+def test_unknown_markers_stay_plain_text():
+    html = render.answer_text_html("True. [1] Also [7].", [CITE])
+    assert html.count("<a ") == 1 and "[7]" in html
+
+
+@pytest.mark.parametrize("bad", ["", "#rag-source/", "#rag-source/doc/x/3", "doc/1", "a/b/c/d/e"])
+def test_malformed_source_links_are_refused_with_a_sentence(bad):
+    with pytest.raises(InputError, match="malformed"):
+        render.parse_ref(bad)
+
+
+def test_doc_ids_with_odd_characters_survive_the_link():
+    c = Citation(1, "a b/c", "t", "s", 0, 1, "x")
+    assert render.parse_ref(render.source_ref(c)).doc_id == "a b/c"
+
+
+def test_document_list_shows_title_file_and_chunks():
+    rows = [
+        render.DocRow("a", "Alpha <1>", "seeds/a.txt", 12),
+        render.DocRow("b", "Beta", "index/uploads/b.md", 1, uploaded=True),
+    ]
+    html = render.documents_html(rows)
+    assert "Alpha &lt;1&gt;" in html and "seeds/a.txt" in html and ">12</td>" in html
+    assert "uploaded" in html and "2 documents, 13 chunks" in html
+    assert "upload one" in render.documents_html([])
+
+
+# -- upload names --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name,safe",
+    [
+        ("../../x.txt", "x.txt"),
+        ("..\\..\\evil.md", "evil.md"),
+        ("/etc/cron.d/job.html", "job.html"),
+        (".hidden.txt", "hidden.txt"),
+        ("My Report (final).PDF", "My-Report-final.pdf"),
+        ("..txt", "document.txt"),
+        ("naïve café.md", "naïve-café.md"),
+        ("a\x00b\n.txt", "a-b.txt"),
+    ],
+)
+def test_upload_names_are_plain_files(name, safe):
+    assert safe_upload_name(name) == safe
+
+
+@pytest.mark.parametrize("name", ["../../x", "run.exe", "notes", "archive.tar.gz", ""])
+def test_unsupported_upload_names_are_refused_with_the_fix(name):
+    with pytest.raises(InputError, match="unsupported file type.*upload one of .txt"):
+        safe_upload_name(name)
+
+
+def test_upload_destination_never_leaves_the_folder(tmp_path):
+    folder = tmp_path / "uploads"
+    for name in ["../../x.txt", "../uploads/../../y.md", "/abs/z.html"]:
+        dest = upload_destination(folder, name)
+        assert dest.resolve().parent == folder.resolve()
+
+
+def test_upload_types_match_what_the_engine_reads():
+    assert set(UPLOAD_TYPES) == set(SUPPORTED)
+
+
+# -- launch options ------------------------------------------------------------------------
+def test_only_non_loopback_hosts_get_a_warning():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert bind_warning("127.0.0.1", 7860, False) == ""
+    warning = bind_warning("0.0.0.0", 7860, False)
+    assert warning.startswith("warning: binding 0.0.0.0, not loopback") and "--auth" in warning
+    assert "--auth" not in bind_warning("192.168.1.5", 7860, True)
+
+
+def test_auth_is_user_colon_password():
+    assert parse_auth(None) is None
+    assert parse_auth("ann:s3:cret") == ("ann", "s3:cret")
+    for bad in ("ann", ":pw", "ann:"):
+        with pytest.raises(InputError, match="USER:PASSWORD"):
+            parse_auth(bad)
+
+
+def test_ui_modules_stay_small():
+    for p in Path(render.__file__).parent.glob("*.py"):
+        assert len(p.read_text().splitlines()) < 500, p

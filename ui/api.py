@@ -1,0 +1,99 @@
+"""Named endpoints for scripts and load tests, next to the page, through gradio_client:
+
+    >>> client = Client("http://127.0.0.1:7860/")
+    >>> client.predict("Where will Macron meet Trump?", api_name="/ask")  # `rag ask --json`
+    /ask (question, history=[], top_k=None, mode=None) -> the answer as a dict
+    /documents () -> [{doc_id, title, file, chunks, uploaded, duplicate_of}]
+    /upload ([files]) -> [{file, ok, message}]         /remove (doc_id) -> message
+    /source (doc_id, start, end) -> {title, source, start, end, quote, html}
+
+An expected problem reaches the client as an error whose message is the engine's sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from html import escape
+from pathlib import Path
+
+import gradio as gr
+
+from rag import RagError
+
+from . import render
+from .service import Service
+
+ANSWERS = "answers"  # one concurrency group: the queue hands out answers one at a time
+INDEX = "index"  # uploads and removals, one at a time
+
+
+def _fail(e: RagError) -> gr.Error:
+    """An expected problem, as the one-line message an API client or a toast shows."""
+    return gr.Error(escape(str(e)), print_exception=False)
+
+
+def add_endpoints(service: Service) -> None:
+    """Register the endpoints in the gr.Blocks being built."""
+
+    def ask(
+        question: str,
+        history: list[str] | None = None,
+        top_k: int | None = None,
+        mode: str | None = None,
+    ) -> dict:
+        """Answer one question; `history` is the earlier questions of the conversation."""
+        try:
+            return service.ask(question, history or [], top_k, mode).to_json()
+        except RagError as e:
+            raise _fail(e) from None
+
+    def documents() -> list[dict]:
+        """The indexed documents: doc_id, title, file, chunks, uploaded, duplicate_of."""
+        return [asdict(r) for r in service.documents()]
+
+    def remove(doc_id: str) -> str:
+        """Remove a document from the index (and delete it if it was uploaded)."""
+        try:
+            return service.remove(doc_id)
+        except RagError as e:
+            raise _fail(e) from None
+
+    def source(doc_id: str, start: int, end: int) -> dict:
+        """A document's text with characters start..end highlighted, as HTML."""
+        try:
+            title, src, text, start, end, note = service.source(
+                render.Ref(doc_id, int(start), int(end))
+            )
+        except RagError as e:
+            raise _fail(e) from None
+        html = render.article_html(doc_id, title, src, text, start, end, note)
+        return {
+            "title": title,
+            "source": src,
+            "start": start,
+            "end": end,
+            "quote": text[start:end],
+            "html": html,
+        }
+
+    def upload(files):
+        """Index uploaded files; one {file, ok, message} per file."""
+        out = []
+        for path in files or []:
+            name = Path(path).name
+            try:
+                out.append({"file": name, "ok": True, "message": service.add_upload(path, name)})
+            except RagError as e:
+                out.append({"file": name, "ok": False, "message": str(e)})
+        return out
+
+    gr.api(ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=1)
+    gr.api(documents, api_name="documents", concurrency_limit=None)
+    gr.api(remove, api_name="remove", concurrency_id=INDEX, concurrency_limit=1)
+    gr.api(source, api_name="source", concurrency_limit=None)
+    # gr.api cannot take files, so the upload endpoint is an event on hidden components
+    files = gr.File(file_count="multiple", visible=False)
+    result = gr.JSON(visible=False)
+    files.upload(
+        upload, files, result, api_name="upload", concurrency_id=INDEX, concurrency_limit=1
+    )

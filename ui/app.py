@@ -1,0 +1,422 @@
+"""The Gradio chat UI: layout and wiring only. Import it to run the UI, nothing else.
+
+    rag serve                      # http://127.0.0.1:7860, indexes seeds/ first
+    >>> from ui.app import serve; serve(Settings.load(), auth="me:secret")
+
+The page's own events are private; scripts use the named endpoints in ui/api.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from html import escape
+from pathlib import Path
+
+import gradio as gr
+
+from rag import Answer, InputError, RagError, Settings
+
+from . import render
+from .api import ANSWERS, INDEX, add_endpoints
+from .assets import CSS, HEAD, PENDING_REF_JS, SCROLL_JS, theme
+from .service import UPLOAD_TYPES, Service, megabytes
+
+log = logging.getLogger(__name__)
+
+TITLE = "News QA"
+EXAMPLES = [
+    "What did the two leaders clash over?",
+    "Where will Macron meet Trump?",
+    "Will France send combat troops to Ukraine?",
+    "Which countries were involved in the backchannel talks?",
+]
+HEADER = (
+    '<div class="rag-header"><h1>Ask the articles</h1>'
+    "<p>Answers come only from the indexed news articles. Each one is checked against the "
+    "sentence it cites: click a <b>[n]</b> or a source to read it highlighted in its article.</p></div>"
+)
+FOLLOW_UP_HINT = (
+    '<div class="rag-hint">Follow-up questions ("what did he say next?") are searched '
+    "together with the question before them.</div>"
+)
+PROGRESS = gr.Progress()  # gradio shows a progress bar for a handler with this default
+
+
+def build_app(service: Service) -> gr.Blocks:
+    s = service.settings
+    limit = megabytes(s.max_upload_bytes)
+
+    # -- chat --------------------------------------------------------------------------
+    def accept(question, messages):
+        """Show the question at once (it may wait in the queue) and lock the input."""
+        question = (question or "").strip()
+        if not question:
+            return messages, "", gr.update(), gr.update()
+        shown = [*(messages or []), _user(question), _bot(render.waiting_html())]
+        return shown, question, gr.update(value="", interactive=False), gr.update(interactive=False)
+
+    def accept_example(messages, evt: gr.SelectData):
+        return accept(evt.value["text"], messages)
+
+    # Clearing a conversation while its answer streams: the answer stops and shows nothing
+    # more. (gradio's `cancels=` would do it too, but paints an "Error" over the chat.)
+    clears: dict[str, int] = {}  # session -> how many times it was cleared
+
+    def respond(question, messages, questions, top_k, mode, request: gr.Request):
+        """Stream the draft into the last message, then replace it with the checked answer."""
+        if not question:
+            yield gr.skip(), gr.skip()
+            return
+        session = request.session_hash or ""
+        started = clears.get(session, 0)
+        base = list(messages or [])[:-1]  # drop the "waiting" placeholder
+        yield [*base, _bot(render.pending_html())], questions
+        draft, answer = "", None
+        try:
+            for event in service.stream(question, questions, top_k, mode):
+                if clears.get(session, 0) != started:
+                    yield gr.skip(), gr.skip()
+                    return
+                if isinstance(event, Answer):
+                    answer = event
+                else:
+                    draft += event
+                    yield [*base, _bot(render.draft_html(draft))], questions
+        except RagError as e:
+            yield [*base, _bot(render.error_html(str(e)))], questions
+            return
+        except Exception:
+            log.exception("answering %r failed", question)
+            msg = "something went wrong while answering; the server log has the details"
+            yield [*base, _bot(render.error_html(msg))], questions
+            return
+        if clears.get(session, 0) != started:
+            yield gr.skip(), gr.skip()
+            return
+        yield [*base, _bot(render.answer_html(answer))], [*questions, question]
+
+    def unlock():
+        return gr.update(interactive=True), gr.update(interactive=True)
+
+    def show_source(ref):
+        try:
+            target = render.parse_ref(ref)
+            title, source, text, start, end, note = service.source(target)
+            return render.article_html(target.doc_id, title, source, text, start, end, note)
+        except RagError as e:
+            return render.error_html(str(e))
+
+    def reset(request: gr.Request):
+        session = request.session_hash or ""
+        clears[session] = clears.get(session, 0) + 1
+        return (
+            [],
+            [],
+            render.VIEWER_HINT,
+            gr.update(value="", interactive=True),
+            gr.update(interactive=True),
+        )
+
+    # -- documents -----------------------------------------------------------------------
+    def doc_views():
+        rows = service.documents()
+        choices = [(f"{r.title} ({Path(r.file).name})", r.doc_id) for r in rows]
+        return render.documents_html(rows), gr.update(choices=choices, value=None)
+
+    def add_files(files, progress=PROGRESS):
+        lines = []
+        for path in files or []:
+            name = Path(path).name
+            progress(0, desc=f"Indexing {name}")
+
+            def step(done, total, what, name=name):
+                progress(done / max(total, 1), desc=f"Indexing {name}")
+
+            try:
+                lines.append((True, service.add_upload(path, name, progress=step)))
+            except RagError as e:
+                lines.append((False, str(e)))
+        return render.status_html(lines), *doc_views(), None
+
+    def remove_doc(doc_id):
+        if not doc_id:
+            return render.status_html([(False, "choose a document to remove first")]), *doc_views()
+        try:
+            line = (True, service.remove(doc_id))
+        except RagError as e:
+            line = (False, str(e))
+        return render.status_html([line]), *doc_views()
+
+    # -- model -----------------------------------------------------------------------------
+    def model_status():
+        return f'<div class="rag-file">Answering with <b>{escape(service.model_name())}</b>.</div>'
+
+    def load_model(choice, typed):
+        path = (typed or "").strip() or (choice or "")
+        try:
+            line = (True, service.use_model(path))
+        except RagError as e:
+            line = (False, f"{e}; still answering with {service.model_name()}")
+        return (
+            render.status_html([line]) + model_status(),
+            gr.update(choices=service.model_choices(), value=service.gguf),
+            "",
+        )
+
+    def refresh():
+        return (
+            *doc_views(),
+            gr.update(choices=service.model_choices(), value=service.gguf),
+            model_status(),
+        )
+
+    # -- layout --------------------------------------------------------------------------
+    private = {"api_visibility": "private"}
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        questions = gr.State([])  # this conversation's earlier questions, per session
+        pending = gr.State("")  # the question being answered
+        gr.HTML(HEADER)
+        with gr.Tabs():
+            with gr.Tab("Ask"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=360):
+                        chat = gr.Chatbot(
+                            label="Conversation",
+                            show_label=False,
+                            elem_id="rag-chat",
+                            height=600,
+                            render_markdown=False,
+                            sanitize_html=True,
+                            latex_delimiters=[],
+                            buttons=[],
+                            feedback_options=None,
+                            layout="panel",
+                            examples=[{"text": q} for q in EXAMPLES],
+                            placeholder="<b>Ask about the Macron–Trump meeting</b>, or pick an example:",
+                        )
+                        with gr.Row(equal_height=True):
+                            box = gr.Textbox(
+                                placeholder="Ask a question about the articles…",
+                                label="Question",
+                                scale=6,
+                                max_lines=4,
+                                autofocus=True,
+                                elem_id="rag-question",
+                                container=False,
+                            )
+                            ask_btn = gr.Button(
+                                "Ask", variant="primary", scale=1, min_width=80, elem_id="rag-ask"
+                            )
+                        with gr.Row(equal_height=False):
+                            clear = gr.Button(
+                                "Clear conversation",
+                                size="sm",
+                                scale=0,
+                                min_width=160,
+                                elem_id="rag-clear",
+                            )
+                            gr.HTML(FOLLOW_UP_HINT)
+                    with gr.Column(scale=2, min_width=320):
+                        viewer = gr.HTML(
+                            render.VIEWER_HINT,
+                            elem_id="rag-viewer",
+                            label="Source",
+                            show_label=True,
+                            container=True,
+                        )
+                ref = gr.Textbox(visible="hidden", elem_id="rag-ref")
+                open_btn = gr.Button("open source", visible="hidden", elem_id="rag-open-source")
+            with gr.Tab("Documents") as docs_tab:
+                docs_html = gr.HTML(elem_id="rag-docs")
+                gr.HTML(
+                    f'<div class="rag-hint">Uploaded files are saved in {escape(str(s.uploads_path))}/ '
+                    "and can be asked about as soon as they are indexed.</div>"
+                )
+                files = gr.File(
+                    label=f"Add documents: {', '.join(UPLOAD_TYPES)}, up to {limit} each",
+                    file_count="multiple",
+                    file_types=list(UPLOAD_TYPES),
+                    type="filepath",
+                    elem_id="rag-upload",
+                    height=120,
+                )
+                status = gr.HTML(elem_id="rag-status")
+                with gr.Row(equal_height=False):
+                    pick = gr.Dropdown(
+                        label="Remove a document", choices=[], scale=4, elem_id="rag-remove-pick"
+                    )
+                    remove_btn = gr.Button(
+                        "Remove",
+                        variant="stop",
+                        scale=0,
+                        min_width=120,
+                        elem_id="rag-remove",
+                        elem_classes=["rag-align-end"],
+                    )
+            with gr.Tab("Settings"):
+                gr.Markdown("**Model** — shared by everyone using this server.")
+                with gr.Row(equal_height=False):
+                    model = gr.Dropdown(
+                        label=f"GGUF: the bundled one or any in {s.models_dir}/",
+                        choices=service.model_choices(),
+                        value=service.gguf,
+                        scale=3,
+                    )
+                    typed = gr.Textbox(label="…or the path of a .gguf file on this server", scale=3)
+                    load_btn = gr.Button(
+                        "Load model", scale=0, min_width=140, elem_classes=["rag-align-end"]
+                    )
+                model_msg = gr.HTML(model_status())
+                gr.Markdown("**Answers** — for this browser tab only.")
+                top_k = gr.Slider(
+                    1, 20, value=s.top_k, step=1, label="Passages to retrieve (top-k)"
+                )
+                mode = gr.Radio(
+                    [
+                        ("Generate an answer, then check it", "generate"),
+                        ("Only quote the sources", "extractive"),
+                    ],
+                    value=s.mode,
+                    label="Answer mode",
+                )
+
+        # -- wiring ------------------------------------------------------------------------
+        locked = [chat, pending, box, ask_btn]
+        for trigger in (
+            gr.on([box.submit, ask_btn.click], accept, [box, chat], locked, queue=False, **private),
+            chat.example_select(accept_example, chat, locked, queue=False, **private),
+        ):
+            trigger.then(
+                respond,
+                [pending, chat, questions, top_k, mode],
+                [chat, questions],
+                concurrency_id=ANSWERS,
+                concurrency_limit=1,
+                show_progress="minimal",
+                **private,
+            ).then(unlock, None, [box, ask_btn], queue=False, **private)
+        for clearing in (clear.click, chat.clear):
+            clearing(reset, None, [chat, questions, viewer, box, ask_btn], queue=False, **private)
+        open_btn.click(
+            show_source,
+            ref,
+            viewer,
+            js=PENDING_REF_JS,
+            show_progress="hidden",
+            concurrency_limit=None,
+            **private,
+        ).then(None, None, None, js=SCROLL_JS)
+
+        files.upload(
+            add_files,
+            files,
+            [status, docs_html, pick, files],
+            concurrency_id=INDEX,
+            concurrency_limit=1,
+            **private,
+        )
+        remove_btn.click(
+            remove_doc,
+            pick,
+            [status, docs_html, pick],
+            concurrency_id=INDEX,
+            concurrency_limit=1,
+            **private,
+        )
+        docs_tab.select(doc_views, None, [docs_html, pick], queue=False, **private)
+        load_btn.click(load_model, [model, typed], [model_msg, model, typed], **private)
+        demo.load(refresh, None, [docs_html, pick, model, model_msg], queue=False, **private)
+
+        add_endpoints(service)
+    return demo
+
+
+def _user(question: str) -> dict:
+    return {"role": "user", "content": render.user_html(question)}
+
+
+def _bot(html: str) -> dict:
+    return {"role": "assistant", "content": html}
+
+
+# -- running it -----------------------------------------------------------------------------
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise InputError("--auth must be USER:PASSWORD, both non-empty (RAG_AUTH)")
+    return user, password
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_warning(host: str, port: int, has_password: bool) -> str:
+    """What to tell the person starting the server when it listens beyond this machine."""
+    if is_loopback(host):
+        return ""
+    lock = "" if has_password else "; no password is set (--auth USER:PASSWORD)"
+    return (
+        f"warning: binding {host}, not loopback: anyone who can reach this machine on port "
+        f"{port} can use the app{lock}"
+    )
+
+
+def launch(
+    demo: gr.Blocks,
+    settings: Settings,
+    auth: tuple[str, str] | None = None,
+    block: bool = True,
+    quiet: bool = False,
+):
+    """Start the server on settings.host:settings.port with everything served locally.
+    Returns gradio's (app, local_url, share_url); with block=True, only after Ctrl-C."""
+    demo.queue(default_concurrency_limit=1)
+    try:
+        return demo.launch(
+            server_name=settings.host,
+            server_port=settings.port,
+            share=False,
+            auth=auth,
+            auth_message="Sign in to ask the articles." if auth else None,
+            theme=theme(),
+            css=CSS,
+            head=HEAD,
+            max_file_size=settings.max_upload_bytes,
+            footer_links=["api"],
+            run_history=False,
+            enable_monitoring=False,
+            ssr_mode=False,
+            pwa=False,
+            mcp_server=False,
+            prevent_thread_lock=not block,
+            quiet=quiet,
+        )
+    except OSError as e:
+        if "port" not in str(e):
+            raise
+        raise InputError(
+            f"port {settings.port} on {settings.host} is in use: stop what uses it or pass "
+            "--port N (RAG_PORT)"
+        ) from None
+
+
+def serve(settings: Settings, auth: str | None = None, index_paths=("seeds",)) -> int:
+    """`rag serve`: index `index_paths`, then serve the UI until Ctrl-C. Returns an exit code."""
+    credentials = parse_auth(auth)
+    warning = bind_warning(settings.host, settings.port, credentials is not None)
+    if warning:
+        print(warning, file=sys.stderr)
+    service = Service.start(settings, list(index_paths))
+    demo = build_app(service)
+    launch(demo, settings, auth=credentials)
+    return 0

@@ -1,0 +1,233 @@
+"""Pure HTML for the chat UI: answers, drafts, sources, the article viewer, the document list.
+
+Every piece of text that comes from a question, a model or a document is escaped here, so the
+rest of the UI only ever handles finished HTML. No gradio, no I/O: these are plain functions.
+
+Citation links carry their target in the href (the chat's HTML sanitizer drops data-*
+attributes): ``#rag-source/<doc_id>/<start>/<end>/<digest>``. The digest is a short hash of the
+cited text, so the viewer can tell when an article changed after the answer was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from html import escape
+from pathlib import PurePath
+from urllib.parse import quote, unquote
+
+from rag import Answer, Citation, InputError
+
+REF_PREFIX = "#rag-source/"
+
+BADGES = {  # mode -> (label, what it means, shown as a tooltip)
+    "generated": (
+        "checked",
+        "Written by the model; every sentence was checked against the source it cites.",
+    ),
+    "extractive": ("quoted from the sources", "Sentences copied word for word from the articles."),
+    "abstained": (
+        "the articles don't say",
+        "No passage in the indexed articles answers this question.",
+    ),
+}
+
+SCORE_HELP = "How closely this sentence matches the question; higher is closer"
+
+VIEWER_HINT = (
+    '<div class="rag-viewer-empty">Click a <b>[n]</b> marker or a source under an answer '
+    "to read it here, highlighted in its article.</div>"
+)
+
+
+def digest(text: str) -> str:
+    """A short fingerprint of a cited span, carried in its link."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+
+
+def source_ref(c: Citation) -> str:
+    return f"{REF_PREFIX}{quote(c.doc_id, safe='')}/{c.start}/{c.end}/{digest(c.quote)}"
+
+
+@dataclass(frozen=True)
+class Ref:
+    doc_id: str
+    start: int
+    end: int
+    digest: str = ""
+
+
+def parse_ref(ref: str) -> Ref:
+    """The inverse of `source_ref`, tolerant of a leading '#rag-source/' or not."""
+    s = (ref or "").strip()
+    if s.startswith(REF_PREFIX):
+        s = s[len(REF_PREFIX) :]
+    parts = s.split("/")
+    if len(parts) not in (3, 4) or not parts[0]:
+        raise InputError("that source link is malformed; ask the question again")
+    try:
+        start, end = int(parts[1]), int(parts[2])
+    except ValueError:
+        raise InputError("that source link is malformed; ask the question again") from None
+    return Ref(unquote(parts[0]), start, end, parts[3] if len(parts) == 4 else "")
+
+
+# -- chat messages ----------------------------------------------------------------------
+def user_html(question: str) -> str:
+    return f'<div class="rag-question">{escape(question)}</div>'
+
+
+def waiting_html() -> str:
+    return (
+        '<div class="rag-pending">Waiting for a turn: questions are answered one at a time…</div>'
+    )
+
+
+def pending_html() -> str:
+    return '<div class="rag-pending">Searching the articles…</div>'
+
+
+def draft_html(draft: str) -> str:
+    """The model's raw text while it is being generated: not yet checked, and marked so."""
+    return (
+        '<div class="rag-draft">'
+        '<span class="rag-badge rag-badge-draft">draft, not checked yet</span>'
+        f'<p class="rag-draft-text">{escape(draft)}<span class="rag-caret"></span></p>'
+        "</div>"
+    )
+
+
+def error_html(message: str) -> str:
+    return f'<div class="rag-error" role="alert">{escape(message)}</div>'
+
+
+def badge_html(mode: str) -> str:
+    label, meaning = BADGES[mode]
+    return (
+        f'<span class="rag-badge rag-badge-{mode}" title="{escape(meaning)}">{escape(label)}</span>'
+    )
+
+
+def _cite_link(c: Citation) -> str:
+    return (
+        f'<a class="rag-cite" href="{source_ref(c)}" '
+        f'title="Show this in “{escape(c.title)}”">[{c.n}]</a>'
+    )
+
+
+def answer_text_html(text: str, citations: Iterable[Citation]) -> str:
+    """The answer with each [n] marker turned into a link to its cited span."""
+    by_n = {c.n: c for c in citations}
+
+    def link(m: re.Match) -> str:
+        c = by_n.get(int(m.group(1)))
+        return _cite_link(c) if c else m.group(0)
+
+    return re.sub(r"\[(\d+)\]", link, escape(text))
+
+
+def sources_html(citations: Iterable[Citation]) -> str:
+    items = []
+    for c in citations:
+        items.append(
+            f'<a class="rag-source" href="{source_ref(c)}" title="Open the article with this sentence highlighted">'
+            f'<span class="rag-source-head"><span class="rag-n">[{c.n}]</span> '
+            f'<span class="rag-source-title">{escape(c.title)}</span>'
+            f'<span class="rag-score" title="{SCORE_HELP}">score {c.score:.2f}</span></span>'
+            f'<span class="rag-quote">{escape(c.quote)}</span>'
+            f'<span class="rag-file">{escape(PurePath(c.source).name)} · characters {c.start}–{c.end}</span>'
+            "</a>"
+        )
+    if not items:
+        return ""
+    return f'<div class="rag-sources"><div class="rag-sources-title">Sources</div>{"".join(items)}</div>'
+
+
+def answer_html(answer: Answer) -> str:
+    """A checked answer: badge, text with linked markers, the query used, and its sources."""
+    parts = [
+        '<div class="rag-answer">',
+        f'<div class="rag-answer-head">{badge_html(answer.mode)}',
+    ]
+    seconds = answer.timings.get("total_ms", 0.0) / 1000
+    if seconds:
+        parts.append(f'<span class="rag-time">{seconds:.1f} s</span>')
+    parts.append("</div>")
+    parts.append(f'<p class="rag-text">{answer_text_html(answer.text, answer.citations)}</p>')
+    if answer.note and answer.mode != "generated":
+        parts.append(f'<div class="rag-note">Why: {escape(answer.note)}</div>')
+    if answer.retrieval_query and answer.retrieval_query.strip() != answer.question.strip():
+        parts.append(
+            '<div class="rag-query">Follow-up: searched for '
+            f"<q>{escape(answer.retrieval_query)}</q></div>"
+        )
+    parts.append(sources_html(answer.citations))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# -- the article viewer -----------------------------------------------------------------
+def article_html(
+    doc_id: str, title: str, source: str, text: str, start: int, end: int, note: str = ""
+) -> str:
+    """The whole article with text[start:end] marked. Offsets, not a search: the engine's
+    character offsets index exactly this string."""
+    if not 0 <= start <= end <= len(text):
+        raise ValueError(f"span {start}-{end} is outside a text of {len(text)} characters")
+    warn = f'<div class="rag-error">{escape(note)}</div>' if note else ""
+    return (
+        '<div class="rag-viewer">'
+        f'<div class="rag-viewer-head"><div class="rag-viewer-title">{escape(title)}</div>'
+        f'<div class="rag-file">{escape(source)} · highlighted: characters {start}–{end}</div></div>'
+        f"{warn}"
+        '<div class="rag-article" id="rag-article">'
+        f"{escape(text[:start])}"
+        f'<mark class="rag-hit" id="rag-hit" data-ref="{quote(doc_id, safe="")}/{start}/{end}">'
+        f"{escape(text[start:end])}</mark>"
+        f"{escape(text[end:])}"
+        "</div></div>"
+    )
+
+
+# -- documents --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DocRow:
+    doc_id: str
+    title: str
+    file: str
+    chunks: int
+    uploaded: bool = False
+    duplicate_of: str = ""
+
+
+def documents_html(rows: list[DocRow]) -> str:
+    if not rows:
+        return '<div class="rag-viewer-empty">No documents are indexed yet: upload one below.</div>'
+    body = []
+    for r in rows:
+        chunks = f"same text as {escape(r.duplicate_of)}" if r.duplicate_of else str(r.chunks)
+        origin = '<span class="rag-tag">uploaded</span>' if r.uploaded else ""
+        body.append(
+            f'<tr><td>{escape(r.title)} {origin}</td><td class="rag-file">{escape(r.file)}</td>'
+            f'<td class="rag-num">{chunks}</td></tr>'
+        )
+    total = sum(r.chunks for r in rows)
+    return (
+        '<table class="rag-docs"><thead><tr><th>Title</th><th>File</th>'
+        '<th class="rag-num">Chunks</th></tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+        f'<div class="rag-file">{len(rows)} document{"s" if len(rows) != 1 else ""}, '
+        f"{total} chunk{'s' if total != 1 else ''}</div>"
+    )
+
+
+def status_html(lines: list[tuple[bool, str]]) -> str:
+    """One line per file or action: a check mark or a cross, then the sentence."""
+    if not lines:
+        return ""
+    items = "".join(
+        f'<div class="{"rag-ok" if ok else "rag-error"}">{escape(text)}</div>' for ok, text in lines
+    )
+    return f'<div class="rag-status">{items}</div>'
