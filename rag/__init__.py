@@ -5,12 +5,21 @@
     >>> print(answer.text, [c.quote for c in answer.citations])
 """
 
-from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, InputError, ModelError, RagError
+from .errors import (
+    IndexCorrupt,
+    IndexError_,
+    IndexMismatch,
+    IndexMissing,
+    InputError,
+    ModelError,
+    RagError,
+)
 from .indexer import IndexReport, load_index, remove_document, update
+from .ingest import SUPPORTED as SUPPORTED_TYPES
+from .loader import make_generator, open_pipeline
 from .pipeline import Pipeline, check_question, retrieval_query
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Document, Evidence, Passage
-from .loader import make_generator, open_pipeline
 
 __all__ = [
     "Answer",
@@ -28,6 +37,7 @@ __all__ = [
     "Passage",
     "Pipeline",
     "RagError",
+    "SUPPORTED_TYPES",
     "Settings",
     "check_question",
     "load_index",

@@ -92,6 +92,10 @@ class Pipeline:
         self.checker = Checker(self.embedder)
         self.set_index(index)
 
+    def set_generator(self, generator: Generator | None) -> None:
+        """Swap the LLM; an answer in progress keeps the one it started with."""
+        self.generator = generator
+
     def set_index(self, index: Index) -> None:
         """Swap in an updated index (after documents are added or removed)."""
         self.index = index

@@ -67,7 +67,8 @@ def coverage(
     if not sal.stems:
         return Coverage(False, (), "the question names nothing to look for")
     if best_cosine < MIN_EVIDENCE_COSINE:
-        return Coverage(False, (), f"best sentence is unrelated (cosine {best_cosine:.2f})")
+        return Coverage(False, (), "nothing in the articles is close to this question "
+                        f"(best match: cosine {best_cosine:.2f})")
     have = text_stems(retrieved_text)
     missing = tuple(surface.get(s, s) for s in sorted(sal.names | sal.numbers)
                     if not fuzzy_in(s, have))
@@ -96,7 +97,8 @@ def coverage(
     what = {"count": "number", "amount": "figure", "date": "date", "when": "time",
             "duration": "length of time"}[w.kind]
     about = (w.head,) if w.kind == "count" and w.head else ()
-    return Coverage(False, about, f"no {what} in the evidence" + (f" for {w.head}" if about else ""))
+    return Coverage(False, about, f"the articles give no {what}" + (f" of {w.head}" if about else "")
+                    + " for this")
 
 
 def split_markers(sentence: str) -> tuple[str, list[int]]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import rag
-from rag import Answer, InputError, Settings
+from rag import SUPPORTED_TYPES, Answer, InputError, Settings
 from rag.embed import load_embedder
 
 from .render import DocRow, Ref, digest
@@ -25,7 +25,7 @@ from .render import DocRow, Ref, digest
 log = logging.getLogger(__name__)
 
 # The file types rag's ingest reads (tests check this matches the engine).
-UPLOAD_TYPES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+UPLOAD_TYPES = SUPPORTED_TYPES
 MAX_TOP_K = 50
 BUNDLED = ""  # the GGUF choice that means "the bundled SmolLM2"
 
@@ -299,6 +299,6 @@ class Service:
             generator = rag.make_generator(self.settings.replace(gguf=gguf))
             # The pipeline reads `generator` at the start of each answer; answers already being
             # generated finish with the model they started with.
-            self.pipeline.generator = generator
+            self.pipeline.set_generator(generator)
             self.gguf = gguf
             return f"now answering with {self.model_name()}"
