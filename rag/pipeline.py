@@ -64,7 +64,7 @@ def retrieval_query(question: str, history: Sequence[str]) -> str:
     if not history:
         return question
     previous = history[-1].strip()
-    if _FOLLOW_UP.search(question) or len(content_stems(question)) <= 2:
+    if _FOLLOW_UP.search(question) or len(content_stems(question)) <= 1:
         return f"{previous} {question}"
     return question
 

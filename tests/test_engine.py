@@ -91,7 +91,8 @@ def test_follow_up_questions_search_with_the_conversation(pipeline):
     assert "security force" in answer.text
     assert answer.retrieval_query == f"{history[0]} {q}"
     # a question that stands alone is searched alone
-    assert retrieval_query("How many civilians died in the war?", history) == "How many civilians died in the war?"
+    for alone in ("How many civilians died in the war?", "What is the population of Kyiv?"):
+        assert retrieval_query(alone, history) == alone
 
 
 def test_stream_yields_the_draft_then_the_checked_answer(pipeline):
