@@ -1,0 +1,56 @@
+"""`rag bench --quick` runs end to end and reports every section with numbers (no timing limits:
+the figures depend on the machine and on what else it is doing)."""
+
+import json
+from numbers import Number
+
+import pytest
+
+from rag import store
+from rag.bench import table
+from rag.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_bench_reports_every_section(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # bench-results/ is written here, not into the project
+    monkeypatch.setattr(store, "ANN_THRESHOLD", 500)  # so the 1,000-chunk size runs HNSW
+
+    assert main(["bench", "--quick", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == json.loads((tmp_path / "bench-results" / "bench.json").read_text())
+
+    assert out["quick"] and out["machine"]["cores"] >= 1
+    small, large = out["retrieval"]["sizes"]
+    assert (small["chunks"], small["faiss"]) == (200, "IndexFlatIP")
+    assert (large["chunks"], large["faiss"]) == (1000, "IndexHNSWFlat")
+    for row in (small, large):
+        assert row["retrieve_ms"]["n"] == row["faiss_ms"]["n"] > 10
+        assert 0 < row["retrieve_ms"]["p50"] <= row["retrieve_ms"]["p95"]
+    assert 0 <= large["recall_at_10"] <= 1 and "recall_at_10" not in small
+    assert str(large["ef_search"]) in large["ef_sweep"]
+    assert out["retrieval"]["query_embed_ms"]["p50"] > 0
+
+    build = out["build"]
+    assert build["chunks"] >= 10 and build["chunks_per_s"] > 0
+    assert 0 < build["embedding_share"] < 1 and build["peak_rss_mb"] > 0
+
+    llm = out["llm"]
+    (run,) = llm["runs"]
+    # greedy decoding of the same messages: the raw side must produce the very same tokens
+    assert run["ours"]["tokens"] == run["raw"]["tokens"] > 0 and run["ratio"] > 0
+    assert llm["followup_ttft_ms"] > 0
+
+    cold = out["cold_start"]
+    assert "error" not in cold, cold
+    assert cold["wall_s"] > 0 and cold["answer_modes"] == ["extractive"]
+
+    # quick sizes stay under 10k, so the two latency targets are not judged
+    assert len(out["targets"]) == 5
+    assert all(
+        isinstance(v["value"], Number) and isinstance(v["met"], bool) for v in out["targets"]
+    )
+    text = table(out)
+    for heading in ("1. Retrieval", "2. Index build", "3. LLM", "4. Cold start", "Targets"):
+        assert heading in text
