@@ -98,7 +98,7 @@ def cmd_index(args) -> int:
 
     settings = _settings(args)
     embedder = load_embedder(settings.embed_model)
-    bar = tqdm(total=0, unit="char", unit_scale=True, desc="indexing", disable=None)
+    bar = tqdm(total=0, unit="chunk", desc="indexing", disable=None)
 
     def progress(done: int, total: int, what: str) -> None:
         bar.total = total

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from . import store
 from .chunking import chunk_document, search_text
 from .embed import Embedder
@@ -15,7 +17,7 @@ from .errors import IndexCorrupt, IndexMismatch, IndexMissing, InputError
 from .ingest import find_files, load_document
 from .settings import Settings
 from .store import DocEntry, Index, IndexConfig
-from .types import Chunk, Document
+from .types import Document
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,6 @@ def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -
 def _carry_documents(old: Index, fresh: Index) -> Index:
     fresh.docs = {k: DocEntry(v.doc, v.duplicate_of) for k, v in old.docs.items()}
     return fresh
-
-
-def embed_chunks(chunks: list[Chunk], doc: Document, embedder: Embedder):
-    return embedder.embed([search_text(doc.title, c) for c in chunks])
 
 
 def _unique_id(index: Index, doc: Document) -> Document:
@@ -150,16 +148,7 @@ def update(
         for entry in list(index.docs.values()):
             if entry.doc.doc_id not in names and not entry.duplicate_of:
                 todo.append(entry.doc)
-    additions = []
-    total = sum(len(d.text) for d in todo) or 1
-    done_chars = 0
-    for doc in todo:
-        chunks = chunk_document(doc.doc_id, doc.text, settings.chunk_size, settings.chunk_overlap)
-        vecs = embed_chunks(chunks, doc, embedder)
-        additions.append((doc, chunks, vecs))
-        done_chars += len(doc.text)
-        if progress:
-            progress(done_chars, total, doc.doc_id)
+    additions = _embed_documents(todo, settings, embedder, progress)
     replaced = remove | {d.doc_id for d in todo}
     if additions or remove or needs_rebuild:
         index.replace_documents(replaced, additions)
@@ -171,6 +160,27 @@ def update(
         store.save(index, settings.index_dir)
     report.chunks = len(index.chunks)
     return index, report
+
+
+def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedder,
+                     progress: Progress | None, batch_chunks: int = 256):
+    """Chunk each document and embed the chunks in batches across documents (one small
+    document per model call leaves most of the batch empty)."""
+    chunked = [(d, chunk_document(d.doc_id, d.text, settings.chunk_size, settings.chunk_overlap))
+               for d in docs]
+    total = sum(len(chunks) for _, chunks in chunked) or 1
+    texts = [search_text(d.title, c) for d, chunks in chunked for c in chunks]
+    vectors = []
+    for i in range(0, len(texts), batch_chunks):
+        vectors.append(embedder.embed(texts[i : i + batch_chunks]))
+        if progress:
+            progress(min(i + batch_chunks, len(texts)), total, "embedding")
+    flat = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32)
+    out, at = [], 0
+    for doc, chunks in chunked:
+        out.append((doc, chunks, flat[at : at + len(chunks)]))
+        at += len(chunks)
+    return out
 
 
 def remove_document(settings: Settings, embedder: Embedder, doc_id: str) -> Index:
