@@ -3,10 +3,11 @@ any OpenAI-compatible server (llama.cpp's server, vLLM, Ollama) at a URL."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
-import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -117,18 +118,23 @@ class OpenAIGenerator:
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                last_data = time.monotonic()
                 for raw in resp:
                     line = raw.decode("utf-8", "replace").strip()
                     if not line.startswith("data:"):
+                        # keep-alive comments (": ping") are not an answer: a server that only
+                        # sends those has stalled, and the socket timeout alone never fires
+                        if time.monotonic() - last_data > self.timeout:
+                            raise TimeoutError
                         continue
+                    last_data = time.monotonic()
                     data = line[5:].strip()
                     if data == "[DONE]":
                         return
-                    choices = json.loads(data).get("choices") or [{}]
-                    text = (choices[0].get("delta") or {}).get("content")
+                    text = self._delta_text(data)
                     if text:
                         yield text
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ModelError(
                 f"the LLM server at {self.url} did not answer within {self.timeout:.0f} s; "
                 "check it or raise RAG_LLM_TIMEOUT"
@@ -139,4 +145,25 @@ class OpenAIGenerator:
             reason = getattr(e, "reason", e)
             raise ModelError(
                 f"cannot reach the LLM server at {self.url} ({reason}); start it or drop --llm-url"
+            ) from None
+        except (http.client.HTTPException, OSError) as e:  # not HTTP, or cut off mid-reply
+            raise ModelError(
+                f"the LLM server at {self.url} broke off its reply ({type(e).__name__}); check it"
+            ) from None
+
+    def _delta_text(self, data: str) -> str:
+        """The text in one streamed event; an event that is not one names the problem."""
+        try:
+            event = json.loads(data)
+            error = event.get("error") if isinstance(event, dict) else None
+            if error and not event.get("choices"):
+                message = error.get("message", error) if isinstance(error, dict) else error
+                message = " ".join(str(message).split())[:300]
+                raise ModelError(f"the LLM server at {self.url} reported an error: {message}")
+            choices = event.get("choices") or [{}]
+            return (choices[0].get("delta") or {}).get("content") or ""
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            raise ModelError(
+                f"the LLM server at {self.url} did not send an OpenAI chat-completions stream; "
+                "check --llm-url (it ends in /v1)"
             ) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .types import Document
 log = logging.getLogger(__name__)
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+MAX_PDF_SECONDS = 60  # a PDF that takes longer to read is refused, not waited for
 
 
 def sha256_text(text: str) -> str:
@@ -98,9 +100,14 @@ def read_text(path: Path) -> str:
 
 
 def _html_text(html: str) -> str:
-    from bs4 import BeautifulSoup
+    import warnings
 
-    soup = BeautifulSoup(html, "html.parser")
+    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
+
+    with warnings.catch_warnings():  # XHTML, or a page that is just a URL, is read as HTML on purpose
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "head"]):
         tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
@@ -109,20 +116,50 @@ def _html_text(html: str) -> str:
     return f"{title}\n{body}" if title and not body.startswith(title) else body
 
 
+class _PdfTooSlow(Exception):
+    pass
+
+
 def _pdf_text(path: Path, data: bytes) -> str:
+    """The text of every page. A PDF is untrusted input: pypdf can fail on a broken or hostile
+    file in more ways than it documents, and a small file can ask for hours of work (one heavy
+    content stream drawn on every page), so reading stops after MAX_PDF_SECONDS."""
     import io
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+
+    deadline = time.monotonic() + MAX_PDF_SECONDS
+
+    def check_time(*_) -> None:  # called before every content-stream operator
+        if time.monotonic() > deadline:
+            raise _PdfTooSlow
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as e:
-        raise InputError(f"{path.name}: not a readable PDF ({type(e).__name__}); re-save it") from None
+        reader = PdfReader(io.BytesIO(data))  # tries the empty password if it is encrypted
+        pages = []
+        for page in reader.pages:
+            check_time()
+            pages.append((page.extract_text(visitor_operand_before=check_time) or "").strip())
+    except _PdfTooSlow:
+        raise InputError(
+            f"{path.name}: reading this PDF took over {MAX_PDF_SECONDS} s (damaged or too "
+            "complex); convert it to text and index that"
+        ) from None
     except RecursionError:
-        raise InputError(f"{path.name}: not a readable PDF (malformed structure)") from None
+        raise InputError(f"{path.name}: not a readable PDF (malformed structure); re-save it") from None
+    except Exception as e:  # see the docstring; the one-line reason is kept
+        raise InputError(f"{path.name}: {_pdf_problem(e)}") from None
     return "\n\n".join(p for p in pages if p)
+
+
+def _pdf_problem(e: Exception) -> str:
+    from pypdf.errors import FileNotDecryptedError
+
+    if isinstance(e, FileNotDecryptedError):
+        return "the PDF is password-protected; save an unprotected copy"
+    if "cryptography" in str(e):  # pypdf's DependencyError for AES
+        return "the PDF is encrypted (AES); `pip install cryptography` or save an unencrypted copy"
+    return f"not a readable PDF ({type(e).__name__}); re-save it"
 
 
 def load_document(path: str | Path, doc_id: str | None = None) -> Document:

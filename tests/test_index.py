@@ -1,15 +1,22 @@
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rag import IndexCorrupt, IndexMismatch, IndexMissing, InputError, Settings, load_index, update
-from rag import store
+from rag import (
+    IndexCorrupt,
+    IndexMismatch,
+    IndexMissing,
+    InputError,
+    Settings,
+    load_index,
+    store,
+    update,
+)
 from rag.indexer import remove_document
 
-from .conftest import SEEDS, file_text
+from .conftest import file_text
 
 
 def _settings(tmp_path, **kw):
