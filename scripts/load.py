@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -44,18 +45,23 @@ def _key(answer: dict) -> tuple:
     return (answer["answer"], answer["mode"], tuple((c["doc_id"], c["start"]) for c in answer["citations"]))
 
 
-def run(url: str, clients: int, per_client: int, rounds: int, pid: int | None,
-        mode: str | None, timeout: float) -> dict:
+def _client(url: str):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # else gradio_client asks the Hub for agent names
     from gradio_client import Client
 
+    return Client(url, verbose=False)
+
+
+def run(url: str, clients: int, per_client: int, rounds: int, pid: int | None,
+        mode: str | None, timeout: float) -> dict:
     pool = questions(clients * per_client)
-    reference_client = Client(url, verbose=False)
+    reference_client = _client(url)
     reference = {}
     for q in dict.fromkeys(pool):  # each distinct question once, alone
         reference[q] = _key(reference_client.predict(q, [], None, mode, api_name="/ask"))
 
     def user(i: int) -> list[tuple[str, dict | None, float, str]]:
-        client = Client(url, verbose=False)
+        client = _client(url)
         out = []
         for q in pool[i * per_client : (i + 1) * per_client]:
             t0 = time.perf_counter()

@@ -140,3 +140,49 @@ def test_index_and_ask_work_with_no_network_and_try_none(no_network, tmp_path):
     assert answer["citations"]
     for c in answer["citations"]:
         assert file_text(str(ROOT / c["source"]))[c["start"] : c["end"]] == c["quote"]
+
+
+# Runs inside the namespace: start `rag serve`, wait for it, ask through gradio_client and load
+# the page, print what came back, stop the server. Everything it touches is on loopback.
+_SERVE_AND_ASK = """
+import json, os, subprocess, sys, time, urllib.request
+os.environ["HF_HUB_OFFLINE"] = "1"  # gradio_client (the test's, not the app's) else asks the Hub
+port = sys.argv[1]
+server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", port])
+url = f"http://127.0.0.1:{port}/"
+try:
+    for _ in range(600):
+        try:
+            page = urllib.request.urlopen(url, timeout=5).read().decode()
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        sys.exit("the server did not start")
+    from gradio_client import Client
+    answer = Client(url, verbose=False).predict(
+        "Which countries were involved in the backchannel talks?", [], None, "extractive",
+        api_name="/ask")
+    print(json.dumps({"page_bytes": len(page), "answer": answer}))
+finally:
+    server.terminate()
+    server.wait(timeout=60)
+"""
+
+
+@pytest.mark.slow
+def test_the_served_ui_works_with_no_network_and_tries_none(no_network, tmp_path):
+    from .ui_helpers import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env["RAG_INDEX_DIR"] = str(tmp_path / "index")
+    log = tmp_path / "net.log"
+    r = run_offline(no_network, [sys.executable, "-c", _SERVE_AND_ASK, str(free_port())], log,
+                    env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert network_attempts(log) == [], "the served UI tried the network:\n" + "\n".join(
+        network_attempts(log)
+    )
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["page_bytes"] > 1000
+    assert "Turkey and Saudi Arabia" in result["answer"]["answer"]

@@ -36,7 +36,7 @@ if _LOG:
     def _record(what: str) -> None:
         frames = [f for f in traceback.extract_stack() if f.filename != __file__]
         where = " < ".join(
-            f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames[-10:])
+            f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames[-40:])
         )
         with open(_LOG, "a", encoding="utf-8") as log:
             log.write(f"{what} (pid {os.getpid()}) from {where}\n")
