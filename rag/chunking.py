@@ -81,10 +81,21 @@ def split_sentences(text: str, max_len: int = 1200) -> list[Span]:
     return spans
 
 
+PYSBD_WINDOW = 3000  # pysbd slows down quadratically with block length: feed it windows
+
+
 def _sentences_in_block(text: str, s: int, e: int, max_len: int) -> list[Span]:
+    if e - s > PYSBD_WINDOW:  # cut after the last sentence end (or space) inside the window
+        window = text[s : s + PYSBD_WINDOW]
+        cut = max(window.rfind(". "), window.rfind("? "), window.rfind("! "))
+        cut = s + cut + 1 if cut > PYSBD_WINDOW // 2 else s + max(window.rfind(" "), 1)
+        head_s, head_e = _strip(text, s, cut)
+        tail_s, tail_e = _strip(text, cut, e)
+        head = _sentences_in_block(text, head_s, head_e, max_len) if head_s < head_e else []
+        return head + (_sentences_in_block(text, tail_s, tail_e, max_len) if tail_s < tail_e else [])
     block = text[s:e]
     try:
-        pieces = _segmenter().segment(block) if len(block) < 20_000 else [block]
+        pieces = _segmenter().segment(block)
     except Exception:  # pysbd chokes on some unicode; the whole block is then one sentence
         log.debug("pysbd failed on a block; keeping it whole", exc_info=True)
         pieces = [block]

@@ -107,6 +107,11 @@ def update(
     With `prune`, documents that came from under a path and are gone from it are removed.
     Files that cannot be read are reported in `errors` and change nothing.
     """
+    with store.writing(settings.index_dir):
+        return _update(settings, embedder, paths, rebuild, progress, prune)
+
+
+def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index, IndexReport]:
     index, needs_rebuild = open_or_new(settings, embedder, rebuild)
     report = IndexReport(rebuilt=needs_rebuild)
     files: list[Path] = []
@@ -184,6 +189,11 @@ def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedde
 
 
 def remove_document(settings: Settings, embedder: Embedder, doc_id: str) -> Index:
+    with store.writing(settings.index_dir):
+        return _remove_document(settings, embedder, doc_id)
+
+
+def _remove_document(settings: Settings, embedder: Embedder, doc_id: str) -> Index:
     index = load_index(settings, embedder)
     if doc_id not in index.docs:
         raise InputError(f"no document {doc_id!r} in the index")

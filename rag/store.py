@@ -11,6 +11,8 @@ deletes the old generation. A kill at any point leaves a manifest whose files al
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -148,6 +150,27 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def writing(directory: str | Path):
+    """One writer at a time per index folder (the UI and a `rag index` in another terminal):
+    an exclusive lock on <directory>/.lock from load to save, so no update is lost."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / ".lock", "a+")  # noqa: SIM115 - held across the yield
+    except OSError as e:
+        raise IndexError_(
+            f"cannot write the index in {directory}/ ({e.strerror or e}): fix the folder's "
+            "permissions or choose another with --index-dir, then index again"
+        ) from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def save(index: Index, directory: str | Path) -> None:

@@ -131,8 +131,9 @@ def index_state(index_dir: Path, embedder) -> str:
 
 
 def data_files(index_dir: Path) -> set[str]:
-    """Every file in the folder; a clean index has exactly the manifest and what it names."""
-    return {p.name for p in index_dir.iterdir()}
+    """Every file in the folder but the writers' lock; a clean index has exactly the manifest
+    and what it names."""
+    return {p.name for p in index_dir.iterdir() if p.name != ".lock"}
 
 
 def clean_files(index_dir: Path) -> set[str]:

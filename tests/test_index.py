@@ -226,3 +226,31 @@ def test_settings_come_from_config_file_then_env_then_flags(tmp_path, monkeypatc
         Settings.load(env={"RAG_CONFIG": str(conf)})
     with pytest.raises(InputError, match="RAG_TOP_K='many' is not a number"):
         Settings.load(env={"RAG_TOP_K": "many"})
+
+
+def test_two_writers_lose_no_update(tmp_path, embedder, docs_copy):
+    """The UI and a `rag index` in another terminal: the lock serializes load..save."""
+    import threading
+
+    s = _settings(tmp_path)
+    update(s, embedder, [docs_copy])
+    extra = []
+    for i in range(2):
+        d = tmp_path / f"more{i}"
+        d.mkdir()
+        (d / f"note{i}.txt").write_text(f"Note {i}\nThe delegation number {i} arrived late.\n")
+        extra.append(d)
+    threads = [threading.Thread(target=update, args=(s, embedder, [d])) for d in extra]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert {"note0", "note1"} <= set(load_index(s, embedder).docs)
+
+
+def test_a_huge_paragraph_is_split_quickly_and_exactly():
+    from rag.chunking import chunk_document
+
+    text = "Intro.\n" + "a. " * 20_000 + "\nThe end.\n"
+    chunks = chunk_document("d", text, 600, 1)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
