@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 
 import numpy as np
 
@@ -18,8 +19,20 @@ from .types import Evidence, Passage
 log = logging.getLogger(__name__)
 
 RRF_K = 60
+# sentences that address the model rather than state anything, and questions (which assert
+# nothing): never offered as evidence
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget)\b.{0,20}\b(instructions?|prompts?|rules)\b|"
+    r"^\W*(system|assistant|user)\s*:|\bnew instructions\b|"
+    r"\bfrom now on\b.{0,20}\b(answer|reply|respond|say)\b",
+    re.IGNORECASE,
+)
 # evidence sentence scoring (tuned on eval/gold.jsonl with `rag eval --compare`)
 W_SENT, W_CTX, W_QUERY, W_LEX, W_TYPE, W_RANK = 0.7, 0.5, 0.2, 0.5, 0.5, 0.04
+
+
+def _asks_or_instructs(sentence: str) -> bool:
+    return sentence.rstrip("”\"’' ").endswith("?") or bool(_INSTRUCTION.search(sentence))
 
 
 class _Bm25:
@@ -129,7 +142,7 @@ class Retriever:
             prev_text = p.chunk.heading
             for s, e in p.chunk.sentences:
                 text = doc.text[s:e]
-                if (doc.doc_id, s) not in seen:
+                if (doc.doc_id, s) not in seen and not _asks_or_instructs(text):
                     seen.add((doc.doc_id, s))
                     cands.append((rank, doc, s, e, text, f"{prev_text} {text}".strip()))
                 prev_text = text
