@@ -291,6 +291,19 @@ def test_source_returns_the_article_with_the_span_marked(client):
         client.predict("nope", 0, 1, api_name="/source")
 
 
+@pytest.mark.parametrize("doc_id", ["../../etc/passwd", "/etc/passwd", "..", "seeds/../../x"])
+def test_the_document_api_takes_ids_not_paths(client, live, doc_id):
+    """Path traversal through /remove and /source: ids are looked up, never opened as paths."""
+    service, _ = live
+    before = client.predict(api_name="/documents")
+    with pytest.raises(AppError, match="no document|no longer in the index"):
+        client.predict(doc_id, api_name="/remove")
+    with pytest.raises(AppError, match="no longer in the index"):
+        client.predict(doc_id, 0, 10, api_name="/source")
+    assert client.predict(api_name="/documents") == before
+    assert all(Path(d["file"]).exists() for d in before)
+
+
 @pytest.mark.slow
 def test_upload_documents_and_remove_through_the_api(client, live, tmp_path):
     service, _ = live
