@@ -85,14 +85,26 @@ PYSBD_WINDOW = 3000  # pysbd slows down quadratically with block length: feed it
 
 
 def _sentences_in_block(text: str, s: int, e: int, max_len: int) -> list[Span]:
-    if e - s > PYSBD_WINDOW:  # cut after the last sentence end (or space) inside the window
+    """Sentences of one line, fed to pysbd in windows cut after a sentence end (or a space)."""
+    out: list[Span] = []
+    while e - s > PYSBD_WINDOW:
         window = text[s : s + PYSBD_WINDOW]
         cut = max(window.rfind(". "), window.rfind("? "), window.rfind("! "))
-        cut = s + cut + 1 if cut > PYSBD_WINDOW // 2 else s + max(window.rfind(" "), 1)
-        head_s, head_e = _strip(text, s, cut)
-        tail_s, tail_e = _strip(text, cut, e)
-        head = _sentences_in_block(text, head_s, head_e, max_len) if head_s < head_e else []
-        return head + (_sentences_in_block(text, tail_s, tail_e, max_len) if tail_s < tail_e else [])
+        if cut > PYSBD_WINDOW // 2:
+            cut += 1
+        else:
+            space = window.rfind(" ")
+            cut = space if space > 0 else PYSBD_WINDOW
+        head_s, head_e = _strip(text, s, s + cut)
+        if head_s < head_e:
+            out.extend(_segment(text, head_s, head_e, max_len))
+        s, e = _strip(text, s + cut, e)
+    if s < e:
+        out.extend(_segment(text, s, e, max_len))
+    return out
+
+
+def _segment(text: str, s: int, e: int, max_len: int) -> list[Span]:
     block = text[s:e]
     try:
         pieces = _segmenter().segment(block)
