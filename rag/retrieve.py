@@ -13,7 +13,7 @@ from .answer_type import want
 from .chunking import search_text
 from .embed import Embedder
 from .store import Index
-from .terms import content_stems, stem, text_stems
+from .terms import STOPWORDS, content_stems, stem, text_stems, tokens
 from .types import Evidence, Passage
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,6 @@ class _Bm25:
 
 
 def _words(text: str) -> list[str]:
-    from .terms import STOPWORDS, tokens
-
     return [t for t in tokens(text) if t.lower() not in STOPWORDS]
 
 

@@ -79,9 +79,6 @@ class Index:
             return np.zeros((len(qvecs), 0), np.float32), np.zeros((len(qvecs), 0), np.int64)
         return self.faiss_index.search(np.ascontiguousarray(qvecs, dtype=np.float32), k)
 
-    def document(self, doc_id: str) -> Document:
-        return self.docs[doc_id].doc
-
     def chunk_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {d: 0 for d in self.docs}
         for c in self.chunks:
