@@ -7,7 +7,6 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
@@ -196,13 +195,3 @@ def find_files(root: str | Path) -> list[Path]:
     if not files:
         raise InputError(f"{root}: no {'/'.join(SUPPORTED)} files in this folder; add some first")
     return files
-
-
-def iter_documents(files: list[Path]) -> Iterator[Document | InputError]:
-    """Each file as a Document, or the InputError that says why it cannot be one."""
-    for path in files:
-        try:
-            yield load_document(path)
-        except InputError as e:
-            log.warning("%s", e)
-            yield e
