@@ -171,7 +171,8 @@ class Checker:
             return Support(False, tuple(ns), "too short to carry a claim")
         source = " ".join(e.text for e in cited)
         have = text_stems(source)
-        loose = sorted((sal.names | sal.numbers) - have)
+        surface = {stem(t): t for t in tokens(sentence)}  # report words as written, not stems
+        loose = sorted(surface.get(s, s) for s in (sal.names | sal.numbers) - have)
         if loose:
             return Support(False, tuple(ns), f"names or numbers not in the source: {', '.join(loose)}")
         share = len(words & have) / len(words)
