@@ -116,11 +116,11 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
     report = IndexReport(rebuilt=needs_rebuild)
     files: list[Path] = []
     for p in paths:
-        files.extend(find_files(p))
+        files.extend(find_files(p, report.errors))
     found: list[Document] = []
     for f in files:
         try:
-            found.append(load_document(f))
+            found.append(load_document(f, max_chars=settings.max_file_chars))
         except InputError as e:
             report.errors.append(str(e))
     seen_sources = {str(f) for f in files}

@@ -35,6 +35,7 @@ class Settings:
     temperature: float = 0.0
     max_question_chars: int = 2000
     max_upload_bytes: int = 10_000_000
+    max_file_chars: int = 3_000_000  # text read from one file, about 1,500 pages
     host: str = "127.0.0.1"
     port: int = 7860
 
@@ -60,6 +61,8 @@ class Settings:
             raise InputError(f"mode must be generate or extractive, not {self.mode!r}")
         if self.top_k < 1 or self.evidence_k < 1:
             raise InputError("top_k and evidence_k must be at least 1")
+        if self.max_file_chars < 1:
+            raise InputError("max_file_chars must be at least 1")
         if self.chunk_size < 50 or self.chunk_overlap < 0:
             raise InputError("chunk_size must be at least 50 and chunk_overlap at least 0")
 
