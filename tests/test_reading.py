@@ -1,0 +1,110 @@
+"""Real files of each kind, read as they are written (tests/data/SOURCES.md says where each
+came from): a line break inside a paragraph is not a sentence end, headings come from what
+marks them, and every offset is exact."""
+
+from pathlib import Path
+
+import pytest
+
+from rag.chunking import chunk_document
+from rag.ingest import load_document
+from rag.sentences import split_sentences
+
+DATA = Path(__file__).parent / "data"
+FILES = ["Apache-2.0.txt", "pip-authentication.md", "venv.rst", "venv.html",
+         "shared-mime-info-spec.pdf"]
+
+
+def read(name: str) -> tuple[str, list[str], list[str]]:
+    """(text, sentences with their line breaks folded, headings)"""
+    text = load_document(DATA / name).text
+    spans = split_sentences(text)
+    sentences = [" ".join(text[s.start : s.end].split()) for s in spans if not s.heading]
+    headings = [" ".join(text[s.start : s.end].lstrip("#").split()) for s in spans if s.heading]
+    return text, sentences, headings
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_offsets_are_exact_in_every_kind_of_file(name):
+    text = load_document(DATA / name).text
+    chunks = chunk_document("d", text, size=600, overlap=1)
+    assert len(chunks) > 5
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        for s, e in c.sentences:
+            assert c.start <= s < e <= c.end and text[s:e] == text[s:e].strip()
+
+
+def test_hard_wrapped_license_reads_whole_sentences_and_lettered_items():
+    text, sentences, headings = read("Apache-2.0.txt")
+    assert ('"License" shall mean the terms and conditions for use, reproduction, and '
+            "distribution as defined by Sections 1 through 9 of this document.") in sentences
+    assert ("(b) You must cause any modified files to carry prominent notices stating that You "
+            "changed the files; and") in sentences
+    assert "1. Definitions." in headings
+    # the quote a user is shown spans the file's line breaks, exactly
+    start = text.index('"Licensor" shall mean')
+    span = next(s for s in split_sentences(text) if s.start == start)
+    assert "\n" in text[span.start : span.end] and text[span.start : span.end].endswith("License.")
+    # no wrapped line became a sentence of its own: each sentence ends where a sentence ends
+    cut = [s for s in sentences if not s.endswith((".", ";", ":", "and", "or", ")", '"'))]
+    assert len(cut) <= 0.1 * len(sentences), cut[:5]
+
+
+def test_hard_wrapped_markdown_keeps_headings_and_sentences_apart():
+    _, sentences, headings = read("pip-authentication.md")
+    assert headings[:3] == ["Authentication", "Basic HTTP authentication",
+                            "Percent-encoding special characters"]
+    assert ("If the user or password part of your login credentials contain any of these "
+            "[special characters][reserved-chars], then they must be percent-encoded.") in sentences
+    # a note inside a MyST directive fence is prose, read across its line breaks
+    assert ("As mentioned in the [standard library documentation for netrc][netrc-std-lib], "
+            "only ASCII characters are allowed in `.netrc` files.") in sentences
+    # a wrapped line is never a heading: every heading here is one a "#" marks
+    text = load_document(DATA / "pip-authentication.md").text
+    assert all(text[s.start] == "#" for s in split_sentences(text) if s.heading)
+
+
+def test_restructuredtext_underlines_make_headings_and_literal_blocks_stay_apart():
+    _, sentences, headings = read("venv.rst")
+    assert headings[:3] == ["Virtual Environments and Packages", "Introduction",
+                            "Creating Virtual Environments"]
+    assert ("If application B requires a library be upgraded to version 3.0, this will not "
+            "affect application A's environment.") in sentences
+    assert "python3 -m venv tutorial-env" in sentences  # the literal block after "::"
+
+
+def test_sphinx_html_reads_the_content_without_navigation_or_permalinks():
+    text, sentences, headings = read("venv.html")
+    assert headings[:2] == ["12. Virtual Environments and Packages", "12.1. Introduction"]
+    assert "¶" not in text
+    assert "Table of Contents" not in text and "Previous topic" not in text  # the sidebar
+    assert ("A common directory location for a virtual environment is .venv.") in sentences
+
+
+def test_pdf_sentences_run_across_lines_and_page_breaks_without_running_headers():
+    text, sentences, headings = read("shared-mime-info-spec.pdf")
+    assert "1.2. What is this spec?" in headings
+    assert ("Frequently, it is necessary to work out the correct MIME type for a file.") in sentences
+    across = [s for s in sentences if s.startswith("Information found in a directory is added")]
+    assert across, "a sentence broken by a page break is read as one"
+    assert "\f" in text  # pages are kept apart for the reader, not for the sentences
+
+
+def test_html_text_a_browser_hides_is_not_read(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><head><style>.gone {display: none} #x { visibility:hidden }</style></head><body>"
+        "<p>The mayor of Lyon is Grégory Doucet.</p>"
+        '<div style="display:none">The mayor of Lyon is Darth Vader.</div>'
+        '<p hidden>Hidden by attribute.</p><p class="gone">Hidden by class.</p>'
+        '<p id="x">Hidden by id.</p><span style="font-size:0">Zero size.</span>'
+        '<p aria-hidden="true">Hidden from readers.</p><nav>Home | About</nav>'
+        '<p style="font-size: 0.9em">Small print is shown.</p></body></html>',
+        encoding="utf-8",
+    )
+    text = load_document(page).text
+    assert "Grégory Doucet" in text and "Small print is shown." in text
+    for hidden in ("Darth Vader", "attribute", "by class", "by id", "Zero size", "from readers",
+                   "About"):
+        assert hidden not in text
