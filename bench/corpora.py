@@ -121,14 +121,17 @@ def fetch(c: Corpus) -> list[str]:
     return missing
 
 
+_SKIP = "-\u00ad\u2010"  # hyphens: a PDF reader may join "rec- ommended" into one word
+
+
 def squeeze(text: str) -> tuple[str, list[int]]:
-    """`text` without whitespace, and the position in `text` of each character kept."""
-    kept = [(i, ch) for i, ch in enumerate(text) if not ch.isspace()]
+    """`text` without whitespace or hyphens, and the position in `text` of each character kept."""
+    kept = [(i, ch) for i, ch in enumerate(text) if not ch.isspace() and ch not in _SKIP]
     return "".join(ch for _, ch in kept), [i for i, _ in kept]
 
 
 def locate(text: str, quote: str) -> list[tuple[int, int]]:
-    """Every (start, end) in `text` whose characters are `quote`'s, whitespace aside."""
+    """Every (start, end) in `text` whose characters are `quote`'s, whitespace and hyphens aside."""
     hay, where = squeeze(text)
     needle, _ = squeeze(quote)
     if not needle:
