@@ -16,7 +16,8 @@ test: $(STAMP)
 index: $(STAMP)
 	$(BIN)/rag index seeds
 
-eval: $(STAMP) index
+eval: $(STAMP)
+	bash scripts/install-corpora.sh
 	$(BIN)/rag eval
 
 bench: $(STAMP) index

@@ -56,6 +56,7 @@ class Corpus:
     folder: Path  # where its documents are
     files: list[dict]
     sealed: bool  # never used to fit the engine's weights or thresholds
+    fitted: bool = False  # the engine's rules and thresholds were tuned on it
 
     @property
     def paths(self) -> list[Path]:
@@ -86,6 +87,11 @@ class Corpus:
 
 
 def corpus(name: str) -> Corpus:
+    if not (CORPORA / name / "corpus.json").is_file():
+        from rag.errors import InputError
+
+        known = ", ".join(p.parent.name for p in sorted(CORPORA.glob("*/corpus.json")))
+        raise InputError(f"no benchmark corpus {name!r}; choose from {known}")
     meta = json.loads((CORPORA / name / "corpus.json").read_text(encoding="utf-8"))
     folder = ROOT / meta["root"] if "root" in meta else CORPORA / name / "docs"
     return Corpus(
@@ -96,6 +102,7 @@ def corpus(name: str) -> Corpus:
         folder,
         meta["files"],
         bool(meta.get("sealed", False)),
+        bool(meta.get("fitted", False)),
     )
 
 

@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="index these documents before serving (default: seeds)")
     _common(p)
 
-    p = sub.add_parser("eval", help="score answers, citations and abstentions on the gold set")
-    p.add_argument("--gold", default="eval/gold.jsonl")
+    p = sub.add_parser("eval", help="score answers, citations and abstentions on the benchmark corpora")
+    p.add_argument("--corpus", action="append", metavar="NAME",
+                   help="only this corpus (repeatable; default: all in eval/corpora)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", default="eval/results.json", help="where to write the JSON results")
     p.add_argument("--config", action="append", metavar="NAME=K:V,...",
@@ -170,13 +171,13 @@ def cmd_serve(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import main as eval_main
+    from bench.evaluate import main as eval_main
 
     return eval_main(args, _settings(args))
 
 
 def cmd_bench(args) -> int:
-    from .bench import main as bench_main
+    from bench.speed import main as bench_main
 
     return bench_main(args, _settings(args))
 

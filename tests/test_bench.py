@@ -7,7 +7,7 @@ from numbers import Number
 import pytest
 
 from rag import store
-from rag.bench import table
+from bench.speed import table
 from rag.cli import main
 
 pytestmark = pytest.mark.slow

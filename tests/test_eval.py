@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from rag import Answer, Citation
-from rag.evaluate import citation_scores, load_gold, run
+from bench.evaluate import citation_scores, load_gold, run
 
 from .conftest import ROOT, file_text
 
@@ -70,3 +70,42 @@ def test_eval_runs_the_engine_and_reports_every_metric(pipeline, tmp_path):
                 "retrieve_p50_ms", "total_p95_ms"):
         assert s[key] is not None
     json.dumps(result)  # the results file is plain JSON
+
+
+def test_news_corpus_quotes_are_found_where_the_gold_set_puts_them():
+    from bench.corpora import corpus
+    from bench.evaluate import corpus_items
+
+    by_id = {i.id: i for i in load_gold(GOLD)}
+    items = corpus_items(corpus("news"))
+    assert len(items) == len(by_id)
+    for item in items:
+        assert sorted(item.gold) == sorted(by_id[item.id].gold), item.id
+
+
+def test_held_out_averages_only_corpora_the_engine_was_not_fitted_on():
+    from bench.evaluate import macro
+
+    a = {"questions": 60, "unanswerable": 20, "answer_accuracy": 50.0, "cites_gold": 40.0,
+         "abstention_recall": 30.0, "abstention_precision": None, "precision_when_answering": 60.0}
+    b = dict(a, answer_accuracy=70.0, abstention_precision=80.0)
+    m = macro([a, b])
+    assert m["answer_accuracy"] == 60.0 and m["abstention_precision"] == 80.0
+    assert m["questions"] == 120 and m["corpora"] == 2
+
+
+@pytest.mark.slow
+def test_rag_eval_json_reports_every_corpus_and_what_is_held_out(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "rag", "eval", "--json", "--mode", "extractive", "--corpus", "news",
+         "--out", str(tmp_path / "r.json")],
+        capture_output=True, text=True, cwd=ROOT, timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    news = result["corpora"]["news"]
+    for key in ("questions", "unanswerable", "answer_accuracy", "cites_gold", "abstention_recall",
+                "abstention_precision", "precision_when_answering"):
+        assert news[key] is not None, key
+    assert news["questions"] == 63 and news["unanswerable"] == 14
+    assert result["fitted_on"] == ["news"] and result["held_out"] is None

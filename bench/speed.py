@@ -28,17 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store
-from .chunking import split_sentences
-from .embed import Embedder, load_embedder
-from .errors import InputError
-from .indexer import update
-from .loader import make_generator
-from .pipeline import Pipeline
-from .retrieve import Retriever
-from .settings import Settings
-from .store import DocEntry, Index, IndexConfig
-from .types import Answer, Chunk, Document
+from rag import store
+from rag.chunking import split_sentences
+from rag.embed import Embedder, load_embedder
+from rag.errors import InputError
+from rag.indexer import update
+from rag.loader import make_generator
+from rag.pipeline import Pipeline
+from rag.retrieve import Retriever
+from rag.settings import Settings
+from rag.store import DocEntry, Index, IndexConfig
+from rag.types import Answer, Chunk, Document
 
 OUT = Path("bench-results/bench.json")
 COLD_QUESTION = "How many Ukrainians have been displaced?"
