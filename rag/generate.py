@@ -27,10 +27,22 @@ Message = dict[str, str]
 
 class Generator(Protocol):
     name: str
+    context_tokens: int  # the prompt and the reply must fit in this many tokens
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         """The reply's text, piece by piece."""
         ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens `text` takes in this model's vocabulary (or an upper estimate)."""
+        ...
+
+
+def estimate_tokens(text: str) -> int:
+    """An upper estimate for a vocabulary we cannot see: one token per two bytes of UTF-8, at
+    least one per word. BPE vocabularies spend about one token per four bytes of English and
+    up to one per byte or two on CJK and emoji."""
+    return max(len(text.encode("utf-8")) // 2, len(text.split())) + 1
 
 
 def bundled_gguf_path() -> Path:
@@ -79,7 +91,11 @@ class LlamaCppGenerator:
             raise ModelError(f"llama.cpp cannot load {path}: {e}") from None
         self.name = path.name
         self.path = path
+        self.context_tokens = self.llm.n_ctx()
         self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         with self._lock:
@@ -99,13 +115,17 @@ class LlamaCppGenerator:
 class OpenAIGenerator:
     """Any server that speaks the OpenAI chat-completions API, streamed as server-sent events."""
 
-    def __init__(self, url: str, model: str = "", timeout: float = 60.0):
+    def __init__(self, url: str, model: str = "", timeout: float = 60.0, context_tokens: int = 2048):
         if not url.startswith(("http://", "https://")):
             raise ModelError(f"--llm-url must start with http:// or https://, got {url!r}")
         self.url = url.rstrip("/")
         self.model = model or "default"
         self.timeout = timeout
         self.name = f"{self.model} @ {self.url}"
+        self.context_tokens = context_tokens  # the server's own is unknown: the n_ctx setting
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         body = json.dumps(

@@ -11,7 +11,8 @@ from .settings import Settings
 
 def make_generator(settings: Settings) -> Generator:
     if settings.llm_url:
-        return OpenAIGenerator(settings.llm_url, timeout=settings.llm_timeout)
+        return OpenAIGenerator(settings.llm_url, timeout=settings.llm_timeout,
+                               context_tokens=settings.n_ctx)
     return LlamaCppGenerator(settings.gguf, n_threads=settings.threads, n_ctx=settings.n_ctx)
 
 

@@ -37,6 +37,8 @@ SYSTEM_PROMPT = (
     "If the sources do not answer the question, say: The articles don't say."
 )
 
+PROMPT_OVERHEAD = 48  # tokens the chat template adds around the messages
+
 _FOLLOW_UP = re.compile(
     r"\b(he|she|him|his|her|they|them|their|it|its|this|that|these|those|there|then|"
     r"the same|also|too|instead|else|other)\b|^(and|but|so|what about|how about)\b",
@@ -117,7 +119,8 @@ class Pipeline:
         s = self.settings.replace(**overrides) if overrides else self.settings
         t0 = time.perf_counter()
         question = check_question(question, s)
-        history = [h for h in history if h and h.strip()]
+        # earlier questions: each was held to the question limit when it was asked
+        history = [h.strip()[: s.max_question_chars] for h in history if h and h.strip()]
         r = self.gather(question, history, s)
         t_retrieved = time.perf_counter()
         timings = {"retrieve_ms": (t_retrieved - t0) * 1000}
@@ -148,14 +151,25 @@ class Pipeline:
         if s.mode != "generate" or self.generator is None:
             yield done(quoted, "extractive", "quoted from the sources")
             return
+        fitted = self.fit_prompt(question, r.evidence, history, s)
+        if fitted is None:
+            yield done(quoted, "extractive", "the question is too long for the model's context; "
+                       "quoting the sources")
+            return
+        messages, evidence = fitted
         draft = ""
-        for piece in self.generator.stream(self.messages(question, r.evidence, history),
-                                           s.max_tokens, s.temperature):
-            timings.setdefault("first_token_ms", (time.perf_counter() - t0) * 1000)
-            draft += piece
-            yield piece
+        try:
+            for piece in self.generator.stream(messages, s.max_tokens, s.temperature):
+                timings.setdefault("first_token_ms", (time.perf_counter() - t0) * 1000)
+                draft += piece
+                yield piece
+        except (ValueError, RuntimeError) as e:  # llama.cpp refused the prompt: the quote stands
+            log.warning("generation failed: %s", e)
+            yield done(quoted, "extractive", "the model could not answer; quoting the sources",
+                       (time.perf_counter() - t_retrieved) * 1000)
+            return
         gen_ms = (time.perf_counter() - t_retrieved) * 1000
-        rendered, why = compose.checked(question, draft, r.evidence, self.checker)
+        rendered, why = compose.checked(question, draft, evidence, self.checker)
         if rendered is not None:
             yield done(rendered, "generated", "every sentence checked against its source", gen_ms)
         else:
@@ -194,6 +208,25 @@ class Pipeline:
             return 0.0
         vecs = self.embedder.embed([word.lower(), *words])
         return float(np.max(vecs[1:] @ vecs[0]))
+
+    def fit_prompt(self, question: str, evidence: list[Evidence], history: Sequence[str],
+                   s: Settings) -> tuple[list[Message], list[Evidence]] | None:
+        """The prompt, within the model's context less the reply's `max_tokens`: the earlier
+        question goes first, then the weakest sources; None when even the question and the
+        best source do not fit (the quote is the answer then)."""
+        gen = self.generator
+        budget = min(gen.context_tokens, s.n_ctx) - s.max_tokens - PROMPT_OVERHEAD
+        history, evidence = list(history), list(evidence)
+        while True:
+            messages = self.messages(question, evidence, history)
+            if sum(gen.count_tokens(m["content"]) for m in messages) <= budget:
+                return messages, evidence
+            if history:
+                history = []
+            elif len(evidence) > 1:
+                evidence = evidence[:-1]
+            else:
+                return None
 
     def messages(self, question: str, evidence: list[Evidence], history: Sequence[str] = ()) -> list[Message]:
         sources = "\n".join(f"[{i}] {ev.text}" for i, ev in enumerate(evidence, 1))

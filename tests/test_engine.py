@@ -145,3 +145,23 @@ def test_an_injected_instruction_in_a_document_cannot_make_the_engine_lie(tmp_pa
     answer = Pipeline(s, index, embedder, generator).ask("How long did the summit last?")
     assert "king of Spain" not in answer.text
     assert "three hours" in answer.text
+
+
+def test_a_prompt_over_the_models_context_is_fitted_not_crashed(pipeline):
+    """Budgets are in tokens: an earlier question of emoji is dropped from the prompt before
+    any source is, and a question that cannot fit at all is answered by the checked quote."""
+    s = pipeline.settings
+    r = pipeline.gather("How many Ukrainians have been displaced?", [], s)
+    fitted = pipeline.fit_prompt("How many Ukrainians have been displaced?", r.evidence,
+                                 ["😀" * 2000], s)
+    assert fitted is not None
+    messages, evidence = fitted
+    assert evidence == r.evidence and "Earlier question" not in messages[-1]["content"]
+    used = sum(pipeline.generator.count_tokens(m["content"]) for m in messages)
+    assert used + s.max_tokens < pipeline.generator.context_tokens
+
+    heavy = "How many Ukrainians have been displaced? " + "😀" * 1900
+    assert pipeline.generator.count_tokens(heavy) > pipeline.generator.context_tokens
+    answer = pipeline.ask(heavy, history=["🙂" * 60_000])
+    assert answer.mode == "extractive" and "14 million" in answer.text
+    assert "too long for the model" in answer.note
