@@ -89,6 +89,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rag ask ... | head -1`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
 
 
 def cmd_index(args) -> int:
@@ -150,9 +155,12 @@ def cmd_ask(args) -> int:
 
 
 def format_answer(answer) -> str:
+    from .ingest import printable
+
     lines = [answer.text, ""]
     for c in answer.citations:
-        lines.append(f"[{c.n}] {c.title} ({c.source}, characters {c.start}-{c.end})")
+        lines.append(f"[{c.n}] {printable(c.title)} ({printable(c.source)}, "
+                     f"characters {c.start}-{c.end})")
         lines.append(f'    "{c.quote}"')
     badge = {"generated": "checked answer", "extractive": "quoted from the sources",
              "abstained": "the articles don't say"}[answer.mode]

@@ -80,3 +80,42 @@ def test_asking_before_indexing_names_the_fix(tmp_path):
     r = rag("ask", "What did Macron say about China?", index_dir=tmp_path / "none")
     assert r.returncode == 1
     assert "run `rag index seeds/`" in r.stderr
+
+
+def test_a_batch_goes_on_past_token_heavy_and_bad_questions(cli_index):
+    """A question under the character limit can still be thousands of tokens (emoji, CJK):
+    it gets an answer or its own error line, and the questions after it are answered."""
+    heavy = "How many Ukrainians have been displaced? " + "😀" * 1900
+    cjk = "How many Ukrainians have been displaced? " + "乌克兰" * 600
+    questions = "\n".join([heavy, "x" * 5000, cjk, "How many Ukrainians have been displaced?"])
+    r = rag("ask", "--json", "-", stdin=questions + "\n", index_dir=cli_index)
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(lines) == 4
+    assert "error" in lines[1] and "characters long" in lines[1]["error"]
+    assert "14 million" in lines[3]["answer"]
+    assert "error" not in lines[0] and "error" not in lines[2]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(cli_index):
+    full_env = {**os.environ, "RAG_INDEX_DIR": str(cli_index)}
+    r = subprocess.run(
+        f"{sys.executable} -m rag ask --mode extractive 'How many Ukrainians have been displaced?'"
+        " | head -1",
+        shell=True, capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=600,
+    )
+    assert r.returncode == 0 and "14 million" in r.stdout
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+def test_file_names_cannot_forge_lines_or_drive_the_terminal(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "evil\nname\x1b[31m.txt").write_text(
+        "The lighthouse keeper counted 42 ships in the harbour on Monday.\n", encoding="utf-8")
+    index_dir = tmp_path / "index"
+    assert rag("index", str(docs), index_dir=index_dir).returncode == 0
+    r = rag("ask", "--mode", "extractive", "How many ships did the lighthouse keeper count?",
+            index_dir=index_dir)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "evil\\nname\\x1b[31m.txt" in r.stdout
