@@ -304,7 +304,7 @@ def _time_pipeline(pipeline: Pipeline, question: str, history=()) -> dict | None
     end = time.perf_counter()
     if not stamps or answer is None:
         return None
-    own = {k: round(answer.timings[k], 2) for k in ("retrieve_ms", "generate_ms")}
+    own = {k: round(answer.timings[k], 2) for k in ("retrieve_ms", "first_answer_ms", "generate_ms")}
     return {"first_token_ms": _ms(stamps[0] - t0), "total_ms": _ms(end - t0), "tokens": len(stamps),
             "tokens_per_s": _rate(stamps), **own, "check_ms": _ms(end - stamps[-1]),
             "mode": answer.mode}

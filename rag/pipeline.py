@@ -115,7 +115,10 @@ class Pipeline:
     def stream(
         self, question: str, history: Sequence[str] = (), **overrides
     ) -> Iterator[str | Answer]:
-        """Yields the model's raw text as it is generated (a draft), then the checked Answer."""
+        """Answer first: yields the checked quote (or the abstention) as soon as it is ready.
+        In generate mode that first Answer has `final=False`; the model's rewrite follows as
+        raw text pieces (for progress, never to be shown as the answer), then the final
+        Answer: the rewrite if every sentence of it passed the check, else the same quote."""
         s = self.settings.replace(**overrides) if overrides else self.settings
         t0 = time.perf_counter()
         question = check_question(question, s)
@@ -125,11 +128,13 @@ class Pipeline:
         t_retrieved = time.perf_counter()
         timings = {"retrieve_ms": (t_retrieved - t0) * 1000}
 
-        def done(rendered, mode, note="", generate_ms=0.0):
+        def done(rendered, mode, note="", generate_ms=0.0, final=True):
             text, cited = rendered
+            now = (time.perf_counter() - t0) * 1000
+            timings.setdefault("first_answer_ms", now)
             timings["generate_ms"] = generate_ms
-            timings["total_ms"] = (time.perf_counter() - t0) * 1000
-            return Answer(question, text, mode, tuple(cited), r.query, dict(timings), note)
+            timings["total_ms"] = now
+            return Answer(question, text, mode, tuple(cited), r.query, dict(timings), note, final)
 
         if not r.evidence:
             yield done((_dont_say(()), []), "abstained", "the index has no documents")
@@ -157,6 +162,8 @@ class Pipeline:
                        "quoting the sources")
             return
         messages, evidence = fitted
+        yield done(quoted, "extractive", "quoted from the sources; the model is rewriting it",
+                   final=False)
         draft = ""
         try:
             for piece in self.generator.stream(messages, s.max_tokens, s.temperature):

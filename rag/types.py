@@ -76,6 +76,7 @@ class Answer:
     retrieval_query: str = ""  # what retrieval actually used (differs for follow-ups)
     timings: dict[str, float] = field(default_factory=dict)
     note: str = ""  # why the engine took this path, for people checking it
+    final: bool = True  # False: the checked quote, shown while a rewrite is being written
 
     @property
     def abstained(self) -> bool:
@@ -93,7 +94,7 @@ class Answer:
             ],
             "timings": {
                 k: round(self.timings.get(k, 0.0), 1)
-                for k in ("retrieve_ms", "generate_ms", "total_ms")
+                for k in ("retrieve_ms", "first_answer_ms", "generate_ms", "total_ms")
             },
             "retrieval_query": self.retrieval_query,
         }

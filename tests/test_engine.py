@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag import InputError
+from rag import Answer, InputError
 from rag.pipeline import retrieval_query
 
 from .conftest import file_text
@@ -95,12 +95,26 @@ def test_follow_up_questions_search_with_the_conversation(pipeline):
         assert retrieval_query(alone, history) == alone
 
 
-def test_stream_yields_the_draft_then_the_checked_answer(pipeline):
+def test_stream_yields_the_checked_quote_first_then_the_rewrite_then_the_final_answer(pipeline):
     events = list(pipeline.stream("What did Trump say about Putin?"))
-    *draft, final = events
+    first, *draft, final = events
+    assert isinstance(first, Answer) and not first.final and first.mode == "extractive"
+    assert first.citations and first.timings["generate_ms"] == 0
     assert draft and all(isinstance(e, str) for e in draft)
-    assert final.mode in ("generated", "extractive") and final.citations
-    assert final.timings["generate_ms"] > 0 and final.timings["total_ms"] >= final.timings["retrieve_ms"]
+    assert isinstance(final, Answer) and final.final and final.citations
+    assert final.mode in ("generated", "extractive")
+    if final.mode == "extractive":  # the rewrite failed: the quote stands, unchanged
+        assert (final.text, final.citations) == (first.text, first.citations)
+    t = final.timings
+    assert t["first_answer_ms"] == first.timings["first_answer_ms"] <= t["total_ms"]
+    assert t["generate_ms"] > 0 and t["total_ms"] >= t["retrieve_ms"]
+
+
+def test_quotes_and_abstentions_are_final_at_once(pipeline):
+    for question, mode in [("How many Ukrainians have been displaced?", "extractive"),
+                           ("Who won the World Cup?", None)]:
+        events = list(pipeline.stream(question, mode=mode) if mode else pipeline.stream(question))
+        assert len(events) == 1 and events[0].final
 
 
 def test_extractive_mode_needs_no_llm(pipeline):
@@ -112,7 +126,7 @@ def test_extractive_mode_needs_no_llm(pipeline):
 def test_json_contract(pipeline):
     data = pipeline.ask("Which countries were involved in the backchannel talks?").to_json()
     assert set(data) >= {"question", "answer", "abstained", "mode", "citations", "timings"}
-    assert set(data["timings"]) == {"retrieve_ms", "generate_ms", "total_ms"}
+    assert set(data["timings"]) == {"retrieve_ms", "first_answer_ms", "generate_ms", "total_ms"}
     for c in data["citations"]:
         assert set(c) == {"n", "doc_id", "title", "source", "start", "end", "quote"}
         assert file_text(c["source"])[c["start"] : c["end"]] == c["quote"]

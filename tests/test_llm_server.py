@@ -290,7 +290,8 @@ QUESTIONS = [
 @pytest.mark.slow
 def test_the_server_streams_a_draft_then_a_checked_cited_answer(served):
     events = list(served.stream("What did Trump say about Putin?"))
-    *draft, final = events
+    first, *draft, final = events
+    assert isinstance(first, Answer) and not first.final and first.citations
     assert draft and all(isinstance(e, str) for e in draft)
     assert isinstance(final, Answer) and final.mode in ("generated", "extractive")
     assert final.citations and final.timings["generate_ms"] > 0
