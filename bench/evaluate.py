@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import InputError
+from rag.errors import IndexCorrupt, IndexMismatch, InputError
 from rag.pipeline import Pipeline, check_question
 from rag.settings import Settings
 from rag.types import Answer, Citation
@@ -220,7 +220,10 @@ def corpus_index(c, settings: Settings, embedder):
         raise InputError(f"{c.name}: {', '.join(missing)} not fetched; run `make eval`, or "
                          "`python -m bench.corpora fetch` once its Debian packages are installed")
     s = settings.replace(index_dir=str(CORPORA / c.name / "index"))
-    index, report = update(s, embedder, [str(c.folder)])
+    try:
+        index, report = update(s, embedder, [str(c.folder)])
+    except (IndexCorrupt, IndexMismatch):  # built by an older version: it is ours to rebuild
+        index, report = update(s, embedder, [str(c.folder)], rebuild=True)
     if report.errors:
         raise InputError(f"{c.name}: {report.errors[0]}")
     return index

@@ -65,6 +65,10 @@ def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -
             raise
         log.warning("the index in %s is unreadable; rebuilding it from the given paths", settings.index_dir)
         return Index(config), True
+    if index.chunks and index.sentence_vectors is None:
+        log.info("upgrading the index in %s to format %d: re-embedding its documents",
+                 settings.index_dir, store.VERSION)
+        rebuild = True
     if rebuild or index.config != config:
         fresh = Index(config, generation=index.generation)
         return _carry_documents(index, fresh), True
@@ -181,10 +185,20 @@ def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedde
         if progress:
             progress(min(i + batch_chunks, len(texts)), total, "embedding")
     flat = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32)
-    out, at = [], 0
-    for doc, chunks in chunked:
-        out.append((doc, chunks, flat[at : at + len(chunks)]))
+    # every sentence once, so a question embeds only itself (store.sentence_rows gives the order)
+    rows = [(d, store.sentence_rows(chunks)) for d, chunks in chunked]
+    sentences = [d.text[a:b] for d, doc_rows in rows for _, a, b in doc_rows]
+    svectors = []
+    for i in range(0, len(sentences), batch_chunks * 4):
+        svectors.append(embedder.embed(sentences[i : i + batch_chunks * 4]))
+        if progress:
+            progress(total, total, "embedding sentences")
+    sflat = np.concatenate(svectors) if svectors else np.zeros((0, embedder.dim), np.float32)
+    out, at, sat = [], 0, 0
+    for (doc, chunks), (_, doc_rows) in zip(chunked, rows, strict=True):
+        out.append((doc, chunks, flat[at : at + len(chunks)], sflat[sat : sat + len(doc_rows)]))
         at += len(chunks)
+        sat += len(doc_rows)
     return out
 
 

@@ -144,8 +144,12 @@ class Pipeline:
                     "event in the articles, for example: What did Macron say about China?")
             yield done((text, []), "abstained", "no content words in the question")
             return
-        v = self.embedder.embed([r.evidence[0].text, question, r.query])
-        best_cos = float(max(v[1] @ v[0], v[2] @ v[0]))
+        top = r.evidence[0]
+        q = self.embedder.embed([question, r.query])
+        e = self.index.sentence_vector(top.doc_id, top.start)  # stored at index time
+        if e is None:
+            e = self.embedder.embed([top.text])[0]
+        best_cos = float(max(q[0] @ e, q[1] @ e))
         retrieved = " ".join(p.chunk.text for p in r.passages)
         cov = coverage(question, r.evidence, retrieved, best_cos,
                        lambda word: self._closest_word(word, retrieved))

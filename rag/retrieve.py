@@ -147,8 +147,7 @@ class Retriever:
         if not cands:
             return []
         vecs = self.embedder.embed([question, query or question])
-        svecs = self.embedder.embed([c[4] for c in cands])
-        cvecs = self.embedder.embed([c[5] for c in cands])
+        svecs, cvecs = self._sentence_vectors(cands)
         cos = svecs @ vecs[0]
         cos_ctx = cvecs @ vecs[0]
         cos_query = np.maximum(svecs @ vecs[1], cvecs @ vecs[1])
@@ -171,14 +170,47 @@ class Retriever:
         out.sort(key=lambda ev: -ev.score)
         return out
 
-    def next_sentence(self, ev: Evidence) -> Evidence | None:
-        """The sentence after `ev` in its paragraph, if any (score 0: it was not ranked)."""
+    def _sentence_vectors(self, cands: list) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate's vector alone and read in context. The index stores every
+        sentence's vector, so nothing is embedded here; "in context" is the normalized sum of
+        the sentence's vector and the one before it in its document (so "he said" keeps its
+        speaker). An index built in memory without sentence vectors embeds them instead."""
+        stored = [self.index.sentence_vector(c[1].doc_id, c[2]) for c in cands]
+        if any(v is None for v in stored):
+            return (self.embedder.embed([c[4] for c in cands]),
+                    self.embedder.embed([c[5] for c in cands]))
+        alone = np.stack(stored)
+        before = []
+        for c, v in zip(cands, alone, strict=True):
+            prev = self._previous(c[1].doc_id, c[2])
+            pv = self.index.sentence_vector(c[1].doc_id, prev) if prev is not None else None
+            before.append(v if pv is None else v + pv)
+        ctx = np.stack(before)
+        ctx /= np.maximum(np.linalg.norm(ctx, axis=1, keepdims=True), 1e-12)
+        return alone, ctx
+
+    def _spans(self, doc_id: str) -> list[tuple[int, int]]:
         if self._sentences is None:
             by_doc: dict[str, set[tuple[int, int]]] = {}
             for c in self.index.chunks:
                 by_doc.setdefault(c.doc_id, set()).update(c.sentences)
             self._sentences = {d: sorted(v) for d, v in by_doc.items()}
-        spans = self._sentences.get(ev.doc_id, [])
+        return self._sentences.get(doc_id, [])
+
+    def _previous(self, doc_id: str, start: int) -> int | None:
+        """The start of the sentence before the one at `start`, in the same section."""
+        spans = self._spans(doc_id)
+        i = bisect.bisect_left(spans, (start, -1))
+        if i == 0:
+            return None
+        prev = spans[i - 1]
+        text = self.index.docs[doc_id].doc.text
+        gap = text[prev[1] : start]
+        return None if gap.count("\n") > 2 or "#" in gap else prev[0]
+
+    def next_sentence(self, ev: Evidence) -> Evidence | None:
+        """The sentence after `ev` in its paragraph, if any (score 0: it was not ranked)."""
+        spans = self._spans(ev.doc_id)
         i = bisect.bisect_right(spans, (ev.start, ev.end))
         if i >= len(spans):
             return None

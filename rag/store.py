@@ -4,6 +4,9 @@
                                  settings, a hash per document, a checksum per file
     index/chunks-<gen>.jsonl     documents (with their text) and chunk offsets, no pickle
     index/vectors-<gen>.faiss    one unit vector per chunk, row i = chunk i
+    index/sentences-<gen>.npy    one unit vector (float16) per sentence of the chunks, in the
+                                 order `sentence_rows` gives: embedded once, at index time, so
+                                 a question embeds only itself
 
 A save writes a new generation's files, then swaps the manifest in with one atomic rename, then
 deletes the old generation. A kill at any point leaves a manifest whose files all exist.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -30,7 +34,8 @@ from .types import Chunk, Document
 log = logging.getLogger(__name__)
 
 FORMAT = "rag-index"
-VERSION = 1
+VERSION = 2  # 2: sentence vectors stored with the chunks
+READABLE = (1, 2)  # a version-1 index is read without them, and rebuilt by the next `rag index`
 ANN_THRESHOLD = 20_000  # above this many chunks, HNSW instead of exact search
 EF_SEARCH = 200  # HNSW search breadth: recall@10 0.95 against exact search in `rag bench`
 REBUILD_HINT = "run `rag index seeds/ --rebuild` to rebuild it"
@@ -60,10 +65,22 @@ class Index:
     vectors: np.ndarray | None = None
     generation: int = 0
     _faiss: object = None
+    # one row per sentence_rows(chunks); None for an index built in memory without them
+    sentence_vectors: np.ndarray | None = None
+    _rows: dict | None = None
 
     def __post_init__(self):
         if self.vectors is None:
             self.vectors = np.zeros((0, self.config.dim), dtype=np.float32)
+
+    def sentence_vector(self, doc_id: str, start: int) -> np.ndarray | None:
+        """The stored vector of the sentence starting at `start` in `doc_id`, if any."""
+        if self.sentence_vectors is None:
+            return None
+        if self._rows is None:
+            self._rows = {(d, a): i for i, (d, a, _) in enumerate(sentence_rows(self.chunks))}
+        i = self._rows.get((doc_id, start))
+        return None if i is None else self.sentence_vectors[i].astype(np.float32)
 
     # -- queries ------------------------------------------------------------------------
     @property
@@ -87,25 +104,51 @@ class Index:
 
     # -- changes ------------------------------------------------------------------------
     def replace_documents(
-        self, remove: set[str], add: list[tuple[Document, list[Chunk], np.ndarray]]
+        self, remove: set[str], add: list[tuple[Document, list[Chunk], np.ndarray, np.ndarray]]
     ) -> None:
+        """Drop the documents in `remove`, then add (document, chunks, chunk vectors, sentence
+        vectors in sentence_rows(chunks) order) for each of `add`."""
         keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in remove]
+        rows = sentence_rows(self.chunks)
+        keep_rows = [i for i, (d, _, _) in enumerate(rows) if d not in remove]
         chunks = [self.chunks[i] for i in keep]
         parts = [self.vectors[keep]] if keep else []
+        old = self.sentence_vectors
+        sparts = [old[keep_rows]] if keep_rows and old is not None else []
         for doc_id in remove:
             self.docs.pop(doc_id, None)
-        for doc, doc_chunks, vecs in add:
+        for doc, doc_chunks, vecs, svecs in add:
             self.docs[doc.doc_id] = DocEntry(doc)
             chunks.extend(doc_chunks)
             if len(doc_chunks):
                 parts.append(vecs)
+                sparts.append(svecs)
         self.chunks = chunks
         self.vectors = (
             np.concatenate(parts).astype(np.float32)
             if parts
             else np.zeros((0, self.config.dim), np.float32)
         )
+        self.sentence_vectors = (
+            np.concatenate(sparts).astype(np.float16)
+            if sparts
+            else np.zeros((0, self.config.dim), np.float16)
+        )
         self._faiss = None
+        self._rows = None
+
+
+def sentence_rows(chunks: list[Chunk]) -> list[tuple[str, int, int]]:
+    """(doc_id, start, end) of every sentence of `chunks`, each once, in the order first met:
+    the rows of `Index.sentence_vectors`. A document's rows are contiguous when its chunks are."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for c in chunks:
+        for a, b in c.sentences:
+            if (c.doc_id, a) not in seen:
+                seen.add((c.doc_id, a))
+                out.append((c.doc_id, a, b))
+    return out
 
 
 def build_faiss(vectors: np.ndarray):
@@ -189,7 +232,8 @@ def _save(index: Index, directory: Path) -> None:
     except (IndexMissing, IndexCorrupt, IndexMismatch):
         old_gen = 0
     gen = max(index.generation, old_gen if isinstance(old_gen, int) else 0) + 1
-    names = {"chunks": f"chunks-{gen}.jsonl", "vectors": f"vectors-{gen}.faiss"}
+    names = {"chunks": f"chunks-{gen}.jsonl", "vectors": f"vectors-{gen}.faiss",
+             "sentences": f"sentences-{gen}.npy"}
 
     lines = []
     for entry in index.docs.values():
@@ -203,6 +247,12 @@ def _save(index: Index, directory: Path) -> None:
     body = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines).encode("utf-8")
     _write_atomic(directory / names["chunks"], body)
     _write_atomic(directory / names["vectors"], faiss.serialize_index(index.faiss_index).tobytes())
+    svecs = index.sentence_vectors
+    if svecs is None or len(svecs) != len(sentence_rows(index.chunks)):
+        raise ValueError("the index's sentence vectors do not match its chunks")
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(svecs, dtype=np.float16), allow_pickle=False)
+    _write_atomic(directory / names["sentences"], buf.getvalue())
 
     counts = index.chunk_counts()
     manifest = {
@@ -228,7 +278,7 @@ def _save(index: Index, directory: Path) -> None:
 
 def _remove_stale(directory: Path, keep: set[str]) -> None:
     for p in directory.iterdir():
-        stale = p.name.startswith(("chunks-", "vectors-")) and p.name not in keep
+        stale = p.name.startswith(("chunks-", "vectors-", "sentences-")) and p.name not in keep
         if stale or (p.name.startswith(".") and p.name.endswith(".tmp")):
             try:
                 p.unlink(missing_ok=True)
@@ -248,7 +298,7 @@ def read_manifest(directory: str | Path) -> dict:
         raise IndexCorrupt(f"{path} cannot be read ({e.strerror}): {REBUILD_HINT}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexCorrupt(f"{path} is not a rag index manifest: {REBUILD_HINT}")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READABLE:
         raise IndexMismatch(
             f"{directory}/ has index format version {manifest.get('version')}, this rag reads "
             f"version {VERSION}: {REBUILD_HINT}"
@@ -290,7 +340,7 @@ def load(directory: str | Path, wanted: IndexConfig | None = None) -> Index:
     config = config_of(manifest)
     if wanted is not None:
         check_config(config, wanted, directory)
-    files = _file_names(manifest)
+    files = _file_names(manifest, manifest.get("version") == 1)
     for name in files.values():
         if not (directory / name).is_file():
             raise IndexCorrupt(f"{directory}/{name} is missing: {REBUILD_HINT}")
@@ -306,25 +356,31 @@ def load(directory: str | Path, wanted: IndexConfig | None = None) -> Index:
             np.frombuffer((directory / files["vectors"]).read_bytes(), dtype=np.uint8)
         )
         vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal) if faiss_index.ntotal else None
+        svecs = (np.load(io.BytesIO((directory / files["sentences"]).read_bytes()), allow_pickle=False)
+                 if "sentences" in files else None)
     except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
         raise IndexCorrupt(f"{directory}/ cannot be read ({type(e).__name__}): {REBUILD_HINT}") from None
     if faiss_index.ntotal != len(chunks) or faiss_index.d != config.dim:
         raise IndexCorrupt(f"{directory}/ vectors do not match its chunks: {REBUILD_HINT}")
+    if svecs is not None and (svecs.ndim != 2 or svecs.shape != (len(sentence_rows(chunks)), config.dim)):
+        raise IndexCorrupt(f"{directory}/ sentence vectors do not match its chunks: {REBUILD_HINT}")
     if hasattr(faiss_index, "hnsw"):
         faiss_index.hnsw.efSearch = EF_SEARCH  # not trusted from the file: older files had less
-    index = Index(config, docs, chunks, vectors, manifest.get("generation", 0))
+    index = Index(config, docs, chunks, vectors, manifest.get("generation", 0),
+                  sentence_vectors=svecs)
     index._faiss = faiss_index
     return index
 
 
-def _file_names(manifest: dict) -> dict[str, str]:
+def _file_names(manifest: dict, version_1: bool = False) -> dict[str, str]:
     """The manifest's data files, which must be plain names inside the index folder."""
     files, sums = manifest.get("files"), manifest.get("checksums")
-    names = [files.get(k) for k in ("chunks", "vectors")] if isinstance(files, dict) else []
+    keys = ("chunks", "vectors") if version_1 else ("chunks", "vectors", "sentences")
+    names = [files.get(k) for k in keys] if isinstance(files, dict) else []
     plain = all(isinstance(n, str) and n and n == Path(n).name and n[0] != "." for n in names)
-    if len(names) != 2 or not plain or not isinstance(sums, dict):
+    if len(names) != len(keys) or not plain or not isinstance(sums, dict):
         raise IndexCorrupt(f"the index manifest is incomplete: {REBUILD_HINT}")
-    return {"chunks": names[0], "vectors": names[1]}
+    return dict(zip(keys, names, strict=True))
 
 
 def _read_chunks(path: Path) -> tuple[dict[str, DocEntry], list[Chunk]]:

@@ -43,7 +43,7 @@ def test_save_then_load_gives_the_same_search(seed_settings, seed_index, embedde
 
 def test_manifest_describes_the_index(seed_settings):
     m = json.loads((Path(seed_settings.index_dir) / "manifest.json").read_text())
-    assert m["format"] == "rag-index" and m["version"] == 1
+    assert m["format"] == "rag-index" and m["version"] == 2
     assert m["embedding"] == {"model": "all-MiniLM-L6-v2", "dim": 384}
     assert m["chunker"] == {"size": 600, "overlap": 1}
     assert set(m["documents"]) == {"macron-to-press-trump-on-putin", "trump-macron-split-on-trusting-putin"}
@@ -254,3 +254,66 @@ def test_a_huge_paragraph_is_split_quickly_and_exactly():
     text = "Intro.\n" + "a. " * 20_000 + "\nThe end.\n"
     chunks = chunk_document("d", text, 600, 1)
     assert all(text[c.start : c.end] == c.text for c in chunks)
+
+
+def test_sentences_are_embedded_once_at_index_time_and_survive_save_and_load(
+        seed_settings, seed_index, embedder, tmp_path):
+    rows = store.sentence_rows(seed_index.chunks)
+    assert seed_index.sentence_vectors.shape == (len(rows), embedder.dim)
+    doc_id, start, end = rows[5]
+    text = seed_index.docs[doc_id].doc.text[start:end]
+    stored = seed_index.sentence_vector(doc_id, start)
+    assert float(stored @ embedder.embed([text])[0]) > 0.999  # float16 on disk
+    copy = _settings(tmp_path)
+    store.save(seed_index, copy.index_dir)
+    again = load_index(copy, embedder)
+    np.testing.assert_array_equal(again.sentence_vectors, seed_index.sentence_vectors)
+    # removing a document keeps the other's sentence vectors in step with its chunks
+    again.replace_documents({doc_id}, [])
+    rest = store.sentence_rows(again.chunks)
+    assert again.sentence_vectors.shape[0] == len(rest) and all(d != doc_id for d, _, _ in rest)
+    d2, s2, e2 = rest[3]
+    t2 = again.docs[d2].doc.text[s2:e2]
+    assert float(again.sentence_vector(d2, s2) @ embedder.embed([t2])[0]) > 0.999
+
+
+class _Counting:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.texts = inner, inner.name, inner.dim, []
+
+    def embed(self, texts):
+        self.texts += list(texts)
+        return self.inner.embed(texts)
+
+
+def test_a_question_embeds_only_itself(seed_settings, seed_index, embedder):
+    from rag import Pipeline
+
+    counting = _Counting(embedder)
+    p = Pipeline(seed_settings, seed_index, counting)
+    answer = p.ask("How many Ukrainians have been displaced?", mode="extractive")
+    assert "14 million" in answer.text
+    assert counting.texts == ["How many Ukrainians have been displaced?"]
+
+
+def test_an_index_of_the_previous_format_is_read_then_upgraded_keeping_every_document(
+        tmp_path, embedder, docs_copy):
+    s = _settings(tmp_path)
+    update(s, embedder, [docs_copy])
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "note.txt").write_text("The boiler was serviced on 3 March by Ana.\n", encoding="utf-8")
+    update(s, embedder, [other])
+    folder = Path(s.index_dir)
+    m = json.loads((folder / "manifest.json").read_text())
+    (folder / m["files"].pop("sentences")).unlink()  # as version 1 wrote it
+    m["checksums"] = {n: c for n, c in m["checksums"].items() if n in m["files"].values()}
+    m["version"] = 1
+    (folder / "manifest.json").write_text(json.dumps(m))
+    old = load_index(s, embedder)
+    assert old.sentence_vectors is None and len(old.docs) == 3  # still answers, embedding as before
+    index, report = update(s, embedder, [docs_copy])
+    assert report.rebuilt and len(index.docs) == 3 and index.sentence_vectors is not None
+    assert json.loads((folder / "manifest.json").read_text())["version"] == 2
