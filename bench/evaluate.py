@@ -68,7 +68,7 @@ def _overlaps(source: str, start: int, end: int, gold: list[tuple[str, int, int]
 def answer_sentences(answer: Answer) -> list[tuple[str, list[int]]]:
     """Split an answer at its markers: [(sentence, [n, ...]), ...]."""
     out = []
-    for part in re.findall(r".+?(?:\s*\[\d+\])+", answer.text):
+    for part in re.findall(r".+?(?:\s*\[\d+\])+", answer.text, flags=re.S):
         plain, ns = split_markers(part)
         if plain:
             out.append((plain, ns))

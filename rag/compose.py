@@ -76,7 +76,8 @@ def extractive(
         other = next((e for e in ranked if e.doc_id != leads[0].doc_id), None)
         if other is not None and other.score >= OTHER_DOC * leads[0].score:
             chosen.append(other)
-    return render([(ev.text, [ev]) for ev in chosen])
+    # a hard-wrapped quote reads as one line; its citation keeps the exact text
+    return render([(" ".join(ev.text.split()), [ev]) for ev in chosen])
 
 
 FOLLOW_ON = 0.6  # a following sentence joins its lead when it scores this share of the lead

@@ -240,7 +240,7 @@ class Pipeline:
                 return None
 
     def messages(self, question: str, evidence: list[Evidence], history: Sequence[str] = ()) -> list[Message]:
-        sources = "\n".join(f"[{i}] {ev.text}" for i, ev in enumerate(evidence, 1))
+        sources = "\n".join(f"[{i}] {' '.join(ev.text.split())}" for i, ev in enumerate(evidence, 1))
         context = f"Earlier question: {history[-1]}\n" if history else ""
         return [
             {"role": "system", "content": SYSTEM_PROMPT},

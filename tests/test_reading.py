@@ -108,3 +108,18 @@ def test_html_text_a_browser_hides_is_not_read(tmp_path):
     for hidden in ("Darth Vader", "attribute", "by class", "by id", "Zero size", "from readers",
                    "About"):
         assert hidden not in text
+
+
+def test_a_quote_across_line_breaks_reads_as_one_line_and_cites_the_exact_text(tmp_path, embedder):
+    from rag import Pipeline, Settings, update
+
+    s = Settings.load(env={}, index_dir=str(tmp_path / "index"))
+    index, _ = update(s, embedder, [str(DATA / "Apache-2.0.txt")])
+    answer = Pipeline(s, index, embedder).ask(
+        "What must modified files carry?", mode="extractive")
+    assert not answer.abstained and "prominent notices" in answer.text
+    assert "\n" not in answer.text
+    text = (DATA / "Apache-2.0.txt").read_text(encoding="utf-8")
+    for c in answer.citations:
+        assert text[c.start : c.end] == c.quote
+    assert any("\n" in c.quote for c in answer.citations)
