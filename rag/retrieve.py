@@ -27,8 +27,10 @@ _INSTRUCTION = re.compile(
     r"\bfrom now on\b.{0,20}\b(answer|reply|respond|say)\b",
     re.IGNORECASE,
 )
-# evidence sentence scoring (tuned on eval/gold.jsonl with `rag eval --compare`)
-W_SENT, W_CTX, W_QUERY, W_LEX, W_TYPE, W_RANK = 0.7, 0.5, 0.2, 0.5, 0.5, 0.04
+# evidence sentence scoring: one weight per signal (tuned by hand on the news questions with
+# `rag eval --compare`; bench/fit_scorer.py measures fitted weights against these)
+SIGNALS = ("cos", "cos_ctx", "cos_query", "lex", "type_fit", "rank_prior")
+WEIGHTS = (0.7, 0.5, 0.2, 0.5, 0.5, 0.04)
 
 
 def _asks_or_instructs(sentence: str) -> bool:
@@ -134,6 +136,17 @@ class Retriever:
         the kind of answer the question wants (a number for "how many"); plus a little for its
         passage's rank. `query` (the question with its conversation) counts a little too.
         """
+        cands, x = self.signals(question, passages, query)
+        scores = x @ np.array(WEIGHTS, dtype=np.float64) if len(cands) else []
+        out = [Evidence(doc.doc_id, doc.title, doc.source, s, e, text, float(score))
+               for (rank, doc, s, e, text, _), score in zip(cands, scores, strict=True)]
+        out.sort(key=lambda ev: -ev.score)
+        return out
+
+    def signals(self, question: str, passages: list[Passage], query: str = "") -> tuple[list, np.ndarray]:
+        """The candidate sentences of `passages` and, per candidate, the SIGNALS row that
+        scores it: cosines (alone, in context, against the conversation), the idf-weighted
+        share of the question's content words, a match of the answer type, the passage rank."""
         seen, cands = set(), []
         for rank, p in enumerate(passages):
             doc = self.index.docs[p.chunk.doc_id].doc
@@ -145,7 +158,7 @@ class Retriever:
                     cands.append((rank, doc, s, e, text, f"{prev_text} {text}".strip()))
                 prev_text = text
         if not cands:
-            return []
+            return [], np.zeros((0, len(SIGNALS)))
         vecs = self.embedder.embed([question, query or question])
         svecs, cvecs = self._sentence_vectors(cands)
         cos = svecs @ vecs[0]
@@ -153,22 +166,17 @@ class Retriever:
         cos_query = np.maximum(svecs @ vecs[1], cvecs @ vecs[1])
         q_stems = content_stems(question)
         wanted = want(question)
-        bonus = W_TYPE if wanted.checkable else W_TYPE / 2
+        strength = 1.0 if wanted.checkable else 0.5
         head = stem(wanted.head) if wanted.head else ""
         weights = {st: self.idf.get(st, 1.0) for st in q_stems}
         total = sum(weights.values()) or 1.0
-        out = []
-        for i, (rank, doc, s, e, text, _) in enumerate(cands):
+        rows = []
+        for i, (rank, _doc, _s, _e, text, _) in enumerate(cands):
             have = text_stems(text)
             lex = sum(w for st, w in weights.items() if st in have) / total
             fits = wanted.kind != "any" and wanted.satisfied_by(text) and (not head or head in have)
-            score = (
-                W_SENT * cos[i] + W_CTX * cos_ctx[i] + W_QUERY * cos_query[i]
-                + W_LEX * lex + bonus * fits + W_RANK / (1 + rank)
-            )
-            out.append(Evidence(doc.doc_id, doc.title, doc.source, s, e, text, float(score)))
-        out.sort(key=lambda ev: -ev.score)
-        return out
+            rows.append((cos[i], cos_ctx[i], cos_query[i], lex, strength * fits, 1 / (1 + rank)))
+        return cands, np.array(rows, dtype=np.float64)
 
     def _sentence_vectors(self, cands: list) -> tuple[np.ndarray, np.ndarray]:
         """Each candidate's vector alone and read in context. The index stores every

@@ -109,3 +109,18 @@ def test_rag_eval_json_reports_every_corpus_and_what_is_held_out(tmp_path):
         assert news[key] is not None, key
     assert news["questions"] == 63 and news["unanswerable"] == 14
     assert result["fitted_on"] == ["news"] and result["held_out"] is None
+
+
+def test_fit_scorer_scores_selection_and_abstention():
+    import numpy as np
+
+    from bench.fit_scorer import score
+
+    rows = [
+        {"answerable": True, "x": np.array([[0.9], [0.1]]), "y": np.array([1, 0])},
+        {"answerable": True, "x": np.array([[0.2], [0.8]]), "y": np.array([1, 0])},
+        {"answerable": False, "x": np.array([[0.3]]), "y": np.array([0])},
+    ]
+    s = score(rows, np.array([1.0]))
+    assert s["top1"] == 50.0  # the second question's best sentence is not the gold one
+    assert s["abstention_auc"] == 1.0  # both answerable questions' best beats the unanswerable
