@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", help="USER:PASSWORD required to open the UI (RAG_AUTH)")
     p.add_argument("--index-path", action="append", default=None, metavar="PATH",
                    help="index these documents before serving (default: seeds)")
+    p.add_argument("--models-dir", help="the .gguf files UI users may choose from (RAG_MODELS_DIR, "
+                   "default models)")
+    p.add_argument("--allow-model-switch", action="store_true", default=None,
+                   help="let UI users load another model, for everyone (RAG_ALLOW_MODEL_SWITCH=1)")
     _common(p)
 
     p = sub.add_parser("eval", help="score answers, citations and abstentions on the benchmark corpora")
@@ -173,7 +177,8 @@ def cmd_serve(args) -> int:
 
     from ui.app import serve
 
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = _settings(args, host=args.host, port=args.port, models_dir=args.models_dir,
+                         allow_model_switch=args.allow_model_switch)
     auth = args.auth or os.environ.get("RAG_AUTH") or None
     return serve(settings, auth=auth, index_paths=args.index_path or ["seeds"])
 

@@ -6,6 +6,7 @@
     /documents () -> [{doc_id, title, file, chunks, uploaded, duplicate_of}]
     /upload ([files]) -> [{file, ok, message}]         /remove (doc_id) -> message
     /source (doc_id, start, end) -> {title, source, start, end, quote, html}
+    /models () -> {models, in_use, switching}          /use_model (name) -> message
 
 An expected problem reaches the client as an error whose message is the engine's sentence.
 """
@@ -76,6 +77,21 @@ def add_endpoints(service: Service) -> None:
             "html": html,
         }
 
+    def models() -> dict:
+        """The models that can be chosen by name, the one in use, and whether switching is on."""
+        return {
+            "models": list(service.models()),
+            "in_use": service.model,
+            "switching": service.settings.allow_model_switch,
+        }
+
+    def use_model(name: str) -> str:
+        """Load another model, by a name from /models, for everyone (if the server allows it)."""
+        try:
+            return service.use_model(name)
+        except RagError as e:
+            raise _fail(e) from None
+
     def upload(files):
         """Index uploaded files; one {file, ok, message} per file."""
         out = []
@@ -91,6 +107,8 @@ def add_endpoints(service: Service) -> None:
     gr.api(documents, api_name="documents", concurrency_limit=None)
     gr.api(remove, api_name="remove", concurrency_id=INDEX, concurrency_limit=1)
     gr.api(source, api_name="source", concurrency_limit=None)
+    gr.api(models, api_name="models", concurrency_limit=None)
+    gr.api(use_model, api_name="use_model", concurrency_limit=1)
     # gr.api cannot take files, so the upload endpoint is an event on hidden components
     files = gr.File(file_count="multiple", visible=False)
     result = gr.JSON(visible=False)

@@ -21,7 +21,7 @@ from rag import Answer, InputError, RagError, Settings
 from . import render
 from .api import ANSWERS, INDEX, add_endpoints
 from .assets import CSS, HEAD, PENDING_REF_JS, SCROLL_JS, theme
-from .service import UPLOAD_TYPES, Service, megabytes
+from .service import SWITCH_OFF, UPLOAD_TYPES, Service, megabytes
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ PROGRESS = gr.Progress()  # gradio shows a progress bar for a handler with this 
 def build_app(service: Service) -> gr.Blocks:
     s = service.settings
     limit = megabytes(s.max_upload_bytes)
+    switching = s.allow_model_switch and not s.llm_url
 
     # -- chat --------------------------------------------------------------------------
     def accept(question, messages):
@@ -153,24 +154,21 @@ def build_app(service: Service) -> gr.Blocks:
     def model_status():
         return f'<div class="rag-file">Answering with <b>{escape(service.model_name())}</b>.</div>'
 
-    def load_model(choice, typed):
-        path = (typed or "").strip() or (choice or "")
+    def load_model(name):
         try:
-            line = (True, service.use_model(path))
+            line = (True, service.use_model(name))
         except RagError as e:
             line = (False, f"{e}; still answering with {service.model_name()}")
         return (
             render.status_html([line]) + model_status(),
-            gr.update(choices=service.model_choices(), value=service.gguf),
-            "",
+            gr.update(choices=list(service.models()), value=service.model),
         )
 
     def refresh():
-        return (
-            *doc_views(),
-            gr.update(choices=service.model_choices(), value=service.gguf),
-            model_status(),
-        )
+        views = (*doc_views(), model_status())
+        if not switching:
+            return views
+        return (*views, gr.update(choices=list(service.models()), value=service.model))
 
     # -- layout --------------------------------------------------------------------------
     private = {"api_visibility": "private"}
@@ -257,18 +255,28 @@ def build_app(service: Service) -> gr.Blocks:
                     )
             with gr.Tab("Settings"):
                 gr.Markdown("**Model** — shared by everyone using this server.")
-                with gr.Row(equal_height=False):
-                    model = gr.Dropdown(
-                        label=f"GGUF: the bundled one or any in {s.models_dir}/",
-                        choices=service.model_choices(),
-                        value=service.gguf,
-                        scale=3,
-                    )
-                    typed = gr.Textbox(label="…or the path of a .gguf file on this server", scale=3)
-                    load_btn = gr.Button(
-                        "Load model", scale=0, min_width=140, elem_classes=["rag-align-end"]
-                    )
+                # Only names from service.models() can be chosen, and only if the server was
+                # started to allow it: a switch changes the model for everyone.
+                model = None
+                if switching:
+                    with gr.Row(equal_height=False):
+                        model = gr.Dropdown(
+                            label=f"The bundled model or a .gguf file in {s.models_dir}/",
+                            choices=list(service.models()),
+                            value=service.model,
+                            scale=3,
+                            elem_id="rag-model",
+                            # the service decides what may be loaded, with a reply that names
+                            # no path (gradio's own check would echo whatever was sent)
+                            allow_custom_value=True,
+                        )
+                        load_btn = gr.Button(
+                            "Load model", scale=0, min_width=140, elem_classes=["rag-align-end"]
+                        )
                 model_msg = gr.HTML(model_status())
+                if not switching and not s.llm_url:
+                    hint = SWITCH_OFF[0].upper() + SWITCH_OFF[1:]
+                    gr.HTML(f'<div class="rag-hint">{escape(hint)}.</div>')
                 gr.Markdown("**Answers** — for this browser tab only.")
                 top_k = gr.Slider(
                     1, 20, value=s.top_k, step=1, label="Passages to retrieve (top-k)"
@@ -326,8 +334,10 @@ def build_app(service: Service) -> gr.Blocks:
             **private,
         )
         docs_tab.select(doc_views, None, [docs_html, pick], queue=False, **private)
-        load_btn.click(load_model, [model, typed], [model_msg, model, typed], **private)
-        demo.load(refresh, None, [docs_html, pick, model, model_msg], queue=False, **private)
+        if model is not None:
+            load_btn.click(load_model, model, [model_msg, model], **private)
+        shown = [docs_html, pick, model_msg, *([model] if model is not None else [])]
+        demo.load(refresh, None, shown, queue=False, **private)
 
         add_endpoints(service)
     return demo

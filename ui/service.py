@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import rag
-from rag import SUPPORTED_TYPES, Answer, InputError, Settings
+from rag import SUPPORTED_TYPES, Answer, InputError, ModelError, Settings
 from rag.embed import load_embedder
 
 from .render import DocRow, Ref, digest
@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 # The file types rag's ingest reads (tests check this matches the engine).
 UPLOAD_TYPES = SUPPORTED_TYPES
 MAX_TOP_K = 50
-BUNDLED = ""  # the GGUF choice that means "the bundled SmolLM2"
+BUNDLED = "SmolLM2-135M-Instruct (bundled)"  # the model choice that means settings.gguf = ""
+SWITCH_OFF = (
+    "switching models is off on this server; whoever runs it can allow it with "
+    "`rag serve --allow-model-switch` (RAG_ALLOW_MODEL_SWITCH=1)"
+)
 
 Progress = Callable[[int, int, str], None]
 
@@ -100,7 +104,7 @@ class Service:
         self.settings = settings
         self.embedder = embedder  # the raw embedder, for indexing (the pipeline caches its own)
         self.pipeline = pipeline
-        self.gguf = settings.gguf
+        self.model = next(n for n, g in self.models().items() if g == settings.gguf)
         self._index_lock = threading.Lock()
         self._model_lock = threading.Lock()
 
@@ -267,16 +271,20 @@ class Service:
         return msg
 
     # -- the model -------------------------------------------------------------------------
-    def model_choices(self) -> list[tuple[str, str]]:
-        """(label, value) pairs: the bundled model, every .gguf in models_dir, the one in use."""
-        choices = [("SmolLM2-135M-Instruct (bundled)", BUNDLED)]
+    def models(self) -> dict[str, str]:
+        """The models a UI user may choose, by name -> the `gguf` setting that loads it: the
+        bundled one, each .gguf under models_dir (named by its path inside that folder), and
+        the one the server was started with. A name is looked up here, never opened as a path."""
+        out = {BUNDLED: ""}
         folder = Path(self.settings.models_dir)
         if folder.is_dir():
             for p in sorted(folder.rglob("*.gguf")):
-                choices.append((p.name, str(p)))
-        if self.gguf and self.gguf not in [v for _, v in choices]:
-            choices.append((Path(self.gguf).name, self.gguf))
-        return choices
+                if p.is_file():
+                    out[p.relative_to(folder).as_posix()] = str(p)
+        started = self.settings.gguf
+        if started and started not in out.values():
+            out[f"{Path(started).name} (started with)"] = started
+        return out
 
     def model_name(self) -> str:
         if self.settings.llm_url:
@@ -284,21 +292,36 @@ class Service:
         gen = self.pipeline.generator
         return getattr(gen, "name", "no model") if gen else "no model"
 
-    def use_model(self, gguf: str) -> str:
-        """Load another GGUF for everyone; if it cannot be loaded the current one stays."""
-        gguf = (gguf or "").strip()
+    def use_model(self, name: str) -> str:
+        """Load another of `models()` for everyone, if the server allows switching; if it
+        cannot be loaded the current one stays. Messages name no path outside models_dir."""
+        if not self.settings.allow_model_switch:
+            raise InputError(SWITCH_OFF)
         if self.settings.llm_url:
             raise InputError(
                 f"answers come from the LLM server at {self.settings.llm_url}; "
                 "restart without --llm-url to choose a GGUF file"
             )
+        name = name.strip() if isinstance(name, str) else ""
+        gguf = self.models().get(name)
+        if gguf is None:
+            raise InputError(
+                "choose a model from the list: the bundled one or a .gguf file in "
+                f"{self.settings.models_dir}/"
+            )
         with self._model_lock:
-            if gguf == self.gguf:
+            if name == self.model:
                 return f"{self.model_name()} is already in use"
-            # A ModelError leaves the current model in place.
-            generator = rag.make_generator(self.settings.replace(gguf=gguf))
+            try:
+                generator = rag.make_generator(self.settings.replace(gguf=gguf))
+            except ModelError as e:  # the current model stays
+                log.warning("loading model %r failed: %s", name, e)
+                raise ModelError(
+                    f"{name} could not be loaded: not a GGUF model that llama.cpp can read "
+                    "(the server log says why)"
+                ) from None
             # The pipeline reads `generator` at the start of each answer; answers already being
             # generated finish with the model they started with.
             self.pipeline.set_generator(generator)
-            self.gguf = gguf
+            self.model = name
             return f"now answering with {self.model_name()}"
