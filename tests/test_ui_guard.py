@@ -5,7 +5,9 @@ one-line errors, and not guess passwords at speed."""
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from gradio_client.exceptions import AppError
 
 from rag.generate import bundled_gguf_path
 from ui.service import BUNDLED, SWITCH_OFF
+from ui.throttle import FREE_FAILURES, LoginThrottle
 
-from .test_ui_api import client_for
+from .test_ui_api import SPLIT, client_for
 from .ui_helpers import make_service, running
 
 
@@ -198,3 +201,108 @@ def test_model_switching_is_a_setting_off_by_default_and_a_serve_flag():
     args = build_parser().parse_args(["serve", "--allow-model-switch", "--models-dir", "m"])
     assert (args.allow_model_switch, args.models_dir) == (True, "m")
     assert build_parser().parse_args(["serve"]).allow_model_switch is None  # the variable decides
+
+
+# -- errors an API client gets -----------------------------------------------------------------
+@pytest.mark.slow
+def test_api_errors_are_plain_text_not_html(switchable):
+    client = client_for(switchable[1])
+    with pytest.raises(AppError) as err:
+        client.predict("o'brien <b>", api_name="/remove")
+    assert str(err.value) == 'no document "o\'brien <b>" in the index; refresh the list'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "start,end,message",
+    [
+        ("abc", 10, "start must be a character offset, a whole number of 0 or more, not 'abc'"),
+        (0, "1e3", "end must be a character offset, a whole number of 0 or more, not '1e3'"),
+        (-5, 10, "start must be a character offset, a whole number of 0 or more, not '-5'"),
+        (None, 10, "start must be a character offset, a whole number of 0 or more, not 'None'"),
+        (2.5, 10, "start must be a character offset, a whole number of 0 or more, not '2.5'"),
+    ],
+)
+def test_source_with_a_bad_offset_gets_one_line_not_a_traceback(switchable, start, end, message):
+    client = client_for(switchable[1])
+    with pytest.raises(AppError) as err:
+        client.predict(SPLIT, start, end, api_name="/source")
+    assert str(err.value) == message
+    # a whole number sent as text is read as one
+    r = client.predict(SPLIT, "0", "3", api_name="/source")
+    assert (r["start"], r["end"]) == (0, 3)
+
+
+# -- guessing passwords --------------------------------------------------------------------
+def login(url: str, password: str, source: str = "127.0.0.1") -> httpx.Response:
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport) as http:
+        return http.post(f"{url}login", data={"username": "ann", "password": password})
+
+
+@pytest.fixture()
+def guarded(tmp_path, seed_settings, embedder):
+    service = make_service(tmp_path, seed_settings, embedder)
+    with running(service, auth=("ann", "s3cret")) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_wrong_passwords_lock_the_address_out_for_longer_each_time(guarded):
+    url = guarded
+    assert login(url, "s3cret").status_code == 200
+    codes = [login(url, f"guess-{i}").status_code for i in range(FREE_FAILURES)]
+    assert codes == [400] * FREE_FAILURES
+    locked = login(url, "guess-again")
+    assert locked.status_code == 429 and locked.headers["retry-after"] == "1"
+    assert locked.json()["detail"] == (
+        "too many wrong passwords from this address; try again in 1 s"
+    )
+    # while locked out even the right password is not checked: a guess cannot be confirmed
+    assert login(url, "s3cret").status_code == 429
+    # another address is not locked out, and the right password is let straight in
+    assert login(url, "s3cret", source="127.0.0.2").status_code == 200
+
+    time.sleep(1.1)
+    assert login(url, "guess-late").status_code == 400
+    locked = login(url, "guess-again")
+    assert locked.status_code == 429 and locked.headers["retry-after"] == "2"
+
+    time.sleep(2.1)
+    assert login(url, "s3cret").status_code == 200  # and the record is cleared
+    assert login(url, "guess-after").status_code == 400
+
+
+@pytest.mark.slow
+def test_two_hundred_guesses_get_a_handful_of_answers(guarded):
+    """The probe that took 200 guesses in 1.7 s: now all but a few are refused unchecked."""
+    url = guarded
+    started = time.monotonic()
+    codes = [login(url, f"guess-{i}").status_code for i in range(200)]
+    elapsed = time.monotonic() - started
+    # lockouts of 1, 2, 4, ... s: at most one more checked guess per lockout that ran out
+    most = FREE_FAILURES + 1 + int(math.log2(elapsed + 1))
+    assert set(codes) == {400, 429}
+    assert codes[:FREE_FAILURES] == [400] * FREE_FAILURES and codes[FREE_FAILURES] == 429
+    assert codes.count(400) <= most, (codes.count(400), elapsed)
+
+
+def test_the_throttle_doubles_each_lockout_up_to_a_limit_and_forgets():
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    for _ in range(FREE_FAILURES):
+        assert throttle.wait("a") == 0
+        throttle.attempt("a")
+    waits = [throttle.wait("a")]
+    for _ in range(12):
+        now[0] += waits[-1]
+        assert throttle.wait("a") == 0
+        throttle.attempt("a")
+        waits.append(throttle.wait("a"))
+    assert waits[:4] == [1, 2, 4, 8] and waits[-1] == 300  # five minutes at most
+    assert throttle.wait("b") == 0
+    throttle.attempt("a")
+    now[0] += 3600
+    assert throttle.wait("a") == 0
+    throttle.attempt("a")
+    assert throttle.wait("a") == 0  # forgotten after a quiet hour: counting starts again

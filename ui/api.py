@@ -13,13 +13,13 @@ An expected problem reaches the client as an error whose message is the engine's
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
-from html import escape
 from pathlib import Path
 
 import gradio as gr
 
-from rag import RagError
+from rag import InputError, RagError
 
 from . import render
 from .service import Service
@@ -29,8 +29,22 @@ INDEX = "index"  # uploads and removals, one at a time
 
 
 def _fail(e: RagError) -> gr.Error:
-    """An expected problem, as the one-line message an API client or a toast shows."""
-    return gr.Error(escape(str(e)), print_exception=False)
+    """An expected problem, as the one-line plain-text message an API client gets. (These
+    endpoints are not called by the page, so the message is never shown as HTML there.)"""
+    return gr.Error(str(e), print_exception=False)
+
+
+def _offset(value, what: str) -> int:
+    """A character offset sent by a client: a whole number, or a one-line InputError."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,12}\s*", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise InputError(
+        f"{what} must be a character offset, a whole number of 0 or more, not {str(value)[:40]!r}"
+    )
 
 
 def add_endpoints(service: Service) -> None:
@@ -62,9 +76,8 @@ def add_endpoints(service: Service) -> None:
     def source(doc_id: str, start: int, end: int) -> dict:
         """A document's text with characters start..end highlighted, as HTML."""
         try:
-            title, src, text, start, end, note = service.source(
-                render.Ref(doc_id, int(start), int(end))
-            )
+            ref = render.Ref(str(doc_id), _offset(start, "start"), _offset(end, "end"))
+            title, src, text, start, end, note = service.source(ref)
         except RagError as e:
             raise _fail(e) from None
         html = render.article_html(doc_id, title, src, text, start, end, note)

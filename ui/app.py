@@ -22,6 +22,7 @@ from . import render
 from .api import ANSWERS, INDEX, add_endpoints
 from .assets import CSS, HEAD, PENDING_REF_JS, SCROLL_JS, theme
 from .service import SWITCH_OFF, UPLOAD_TYPES, Service, megabytes
+from .throttle import login_throttle
 
 log = logging.getLogger(__name__)
 
@@ -408,6 +409,8 @@ def launch(
             ssr_mode=False,
             pwa=False,
             mcp_server=False,
+            # wrong passwords from one address are slowed down (see ui/throttle.py)
+            app_kwargs={"middleware": [login_throttle()]} if auth else None,
             prevent_thread_lock=not block,
             quiet=quiet,
         )
