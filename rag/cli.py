@@ -108,15 +108,24 @@ def cmd_index(args) -> int:
 
     settings = _settings(args)
     embedder = load_embedder(settings.embed_model)
-    bar = tqdm(total=0, unit="chunk", desc="indexing", disable=None)
+    units = {"reading": "file", "chunking": "doc", "embedding": "chunk"}
+    bar, phase = None, ""
 
     def progress(done: int, total: int, what: str) -> None:
+        """One bar per phase, so a big file shows it is being read before anything is embedded."""
+        nonlocal bar, phase
+        if bar is None or phase != what:
+            if bar is not None:
+                bar.close()
+            bar, phase = tqdm(total=total, unit=units.get(what, "it"), desc=what, disable=None), what
         bar.total = total
-        bar.set_postfix_str(what[:30])
         bar.update(done - bar.n)
 
-    _, report = update(settings, embedder, args.paths, rebuild=args.rebuild, progress=progress)
-    bar.close()
+    try:
+        _, report = update(settings, embedder, args.paths, rebuild=args.rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     for err in report.errors:
         print(f"error: {err}", file=sys.stderr)
     print(f"{settings.index_dir}/: {report.summary()}")
