@@ -106,15 +106,10 @@ def add_endpoints(service: Service) -> None:
             raise _fail(e) from None
 
     def upload(files):
-        """Index uploaded files; one {file, ok, message} per file."""
-        out = []
-        for path in files or []:
-            name = Path(path).name
-            try:
-                out.append({"file": name, "ok": True, "message": service.add_upload(path, name)})
-            except RagError as e:
-                out.append({"file": name, "ok": False, "message": str(e)})
-        return out
+        """Index uploaded files; one {file, ok, message} per file, once all are indexed."""
+        jobs = [service.submit_upload(path, Path(path).name) for path in files or []]
+        done = [service.wait_upload(job.id) for job in jobs]
+        return [{"file": j.name, "ok": j.state == "done", "message": j.message} for j in done]
 
     gr.api(ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=1)
     gr.api(documents, api_name="documents", concurrency_limit=None)
@@ -125,6 +120,6 @@ def add_endpoints(service: Service) -> None:
     # gr.api cannot take files, so the upload endpoint is an event on hidden components
     files = gr.File(file_count="multiple", visible=False)
     result = gr.JSON(visible=False)
-    files.upload(
-        upload, files, result, api_name="upload", concurrency_id=INDEX, concurrency_limit=1
-    )
+    # indexing runs one file at a time in the service's background worker, so waiting for
+    # it here holds no slot that removals or the page's uploads need
+    files.upload(upload, files, result, api_name="upload", concurrency_limit=None)

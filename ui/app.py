@@ -42,7 +42,6 @@ FOLLOW_UP_HINT = (
     '<div class="rag-hint">Follow-up questions ("what did he say next?") are searched '
     "together with the question before them.</div>"
 )
-PROGRESS = gr.Progress()  # gradio shows a progress bar for a handler with this default
 
 
 def build_app(service: Service) -> gr.Blocks:
@@ -127,20 +126,21 @@ def build_app(service: Service) -> gr.Blocks:
         choices = [(f"{r.title} ({Path(r.file).name})", r.doc_id) for r in rows]
         return render.documents_html(rows), gr.update(choices=choices, value=None)
 
-    def add_files(files, progress=PROGRESS):
-        lines = []
-        for path in files or []:
-            name = Path(path).name
-            progress(0, desc=f"Indexing {name}")
+    def add_files(files, job_ids):
+        """Queue the files for indexing in the background and start watching them: a big
+        upload holds up neither this page nor anyone's questions."""
+        waiting = [j.id for j in service.upload_jobs(job_ids) if not j.finished]
+        new = [service.submit_upload(path, Path(path).name).id for path in files or []]
+        ids = waiting + new
+        return render.uploads_html(service.upload_jobs(ids)), ids, gr.Timer(active=True), None
 
-            def step(done, total, what, name=name):
-                progress(done / max(total, 1), desc=f"Indexing {name}")
-
-            try:
-                lines.append((True, service.add_upload(path, name, progress=step)))
-            except RagError as e:
-                lines.append((False, str(e)))
-        return render.status_html(lines), *doc_views(), None
+    def watch_uploads(job_ids):
+        """Every second while this page's uploads are indexed: their progress, and once all
+        are done, the refreshed document list."""
+        jobs = service.upload_jobs(job_ids)
+        if any(not j.finished for j in jobs):
+            return render.uploads_html(jobs), gr.skip(), gr.skip(), gr.Timer(active=True)
+        return render.uploads_html(jobs), *doc_views(), gr.Timer(active=False)
 
     def remove_doc(doc_id):
         if not doc_id:
@@ -242,6 +242,8 @@ def build_app(service: Service) -> gr.Blocks:
                     height=120,
                 )
                 status = gr.HTML(elem_id="rag-status")
+                uploads = gr.State([])  # ids of this page's upload jobs
+                watch = gr.Timer(1.0, active=False)
                 with gr.Row(equal_height=False):
                     pick = gr.Dropdown(
                         label="Remove a document", choices=[], scale=4, elem_id="rag-remove-pick"
@@ -319,11 +321,14 @@ def build_app(service: Service) -> gr.Blocks:
         ).then(None, None, None, js=SCROLL_JS)
 
         files.upload(
-            add_files,
-            files,
-            [status, docs_html, pick, files],
-            concurrency_id=INDEX,
-            concurrency_limit=1,
+            add_files, [files, uploads], [status, uploads, watch, files], queue=False, **private
+        )
+        watch.tick(
+            watch_uploads,
+            uploads,
+            [status, docs_html, pick, watch],
+            queue=False,
+            show_progress="hidden",
             **private,
         )
         remove_btn.click(
