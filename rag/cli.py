@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", help="USER:PASSWORD required to open the UI (RAG_AUTH)")
     p.add_argument("--index-path", action="append", default=None, metavar="PATH",
                    help="index these documents before serving (default: seeds)")
+    p.add_argument("--models-dir", help="the .gguf files UI users may choose from (RAG_MODELS_DIR, "
+                   "default models)")
+    p.add_argument("--allow-model-switch", action="store_true", default=None,
+                   help="let UI users load another model, for everyone (RAG_ALLOW_MODEL_SWITCH=1)")
     _common(p)
 
     p = sub.add_parser("eval", help="score answers, citations and abstentions on the benchmark corpora")
@@ -104,15 +108,24 @@ def cmd_index(args) -> int:
 
     settings = _settings(args)
     embedder = load_embedder(settings.embed_model)
-    bar = tqdm(total=0, unit="chunk", desc="indexing", disable=None)
+    units = {"reading": "file", "chunking": "doc", "embedding": "chunk"}
+    bar, phase = None, ""
 
     def progress(done: int, total: int, what: str) -> None:
+        """One bar per phase, so a big file shows it is being read before anything is embedded."""
+        nonlocal bar, phase
+        if bar is None or phase != what:
+            if bar is not None:
+                bar.close()
+            bar, phase = tqdm(total=total, unit=units.get(what, "it"), desc=what, disable=None), what
         bar.total = total
-        bar.set_postfix_str(what[:30])
         bar.update(done - bar.n)
 
-    _, report = update(settings, embedder, args.paths, rebuild=args.rebuild, progress=progress)
-    bar.close()
+    try:
+        _, report = update(settings, embedder, args.paths, rebuild=args.rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     for err in report.errors:
         print(f"error: {err}", file=sys.stderr)
     print(f"{settings.index_dir}/: {report.summary()}")
@@ -173,7 +186,8 @@ def cmd_serve(args) -> int:
 
     from ui.app import serve
 
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = _settings(args, host=args.host, port=args.port, models_dir=args.models_dir,
+                         allow_model_switch=args.allow_model_switch)
     auth = args.auth or os.environ.get("RAG_AUTH") or None
     return serve(settings, auth=auth, index_paths=args.index_path or ["seeds"])
 

@@ -21,7 +21,9 @@ from .types import Document
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]  # (done, total, what)
+# (done, total, what): what is "reading" (files), then "chunking" (documents), then "embedding"
+# (chunks); each phase starts with done=0.
+Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -122,11 +124,15 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
     for p in paths:
         files.extend(find_files(p, report.errors))
     found: list[Document] = []
-    for f in files:
+    for i, f in enumerate(files):
+        if progress:
+            progress(i, len(files), "reading")
         try:
             found.append(load_document(f, max_chars=settings.max_file_chars))
         except InputError as e:
             report.errors.append(str(e))
+    if progress:
+        progress(len(files), len(files), "reading")
     seen_sources = {str(f) for f in files}
     remove: set[str] = set()
     if prune:
@@ -175,9 +181,15 @@ def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedde
                      progress: Progress | None, batch_chunks: int = 256):
     """Chunk each document and embed the chunks in batches across documents (one small
     document per model call leaves most of the batch empty)."""
-    chunked = [(d, chunk_document(d.doc_id, d.text, settings.chunk_size, settings.chunk_overlap))
-               for d in docs]
+    chunked = []
+    for i, d in enumerate(docs):
+        if progress:
+            progress(i, len(docs), "chunking")
+        chunked.append((d, chunk_document(d.doc_id, d.text, settings.chunk_size, settings.chunk_overlap)))
     total = sum(len(chunks) for _, chunks in chunked) or 1
+    if progress:
+        progress(len(docs), len(docs), "chunking")
+        progress(0, total, "embedding")
     texts = [search_text(d.title, c) for d, chunks in chunked for c in chunks]
     vectors = []
     for i in range(0, len(texts), batch_chunks):

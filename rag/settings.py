@@ -21,6 +21,7 @@ class Settings:
     embed_model: str = ""  # a local sentence-transformers folder; "" = bundled MiniLM
     gguf: str = ""  # a GGUF file; "" = bundled SmolLM2-135M-Instruct
     models_dir: str = "models"  # the UI offers every .gguf found here
+    allow_model_switch: bool = False  # may UI users load another model for everyone? (rag serve)
     llm_url: str = ""  # an OpenAI-compatible server (http://HOST:PORT/v1) instead of llama.cpp
     llm_timeout: float = 60.0
     chunk_size: int = 600  # characters per chunk, whole sentences
@@ -36,6 +37,7 @@ class Settings:
     max_question_chars: int = 2000
     max_upload_bytes: int = 10_000_000
     max_file_chars: int = 3_000_000  # text read from one file, about 1,500 pages
+    max_upload_chars: int = 1_000_000  # text read from one file uploaded in the UI
     host: str = "127.0.0.1"
     port: int = 7860
 
@@ -61,8 +63,8 @@ class Settings:
             raise InputError(f"mode must be generate or extractive, not {self.mode!r}")
         if self.top_k < 1 or self.evidence_k < 1:
             raise InputError("top_k and evidence_k must be at least 1")
-        if self.max_file_chars < 1:
-            raise InputError("max_file_chars must be at least 1")
+        if self.max_file_chars < 1 or self.max_upload_chars < 1:
+            raise InputError("max_file_chars and max_upload_chars must be at least 1")
         if self.chunk_size < 50 or self.chunk_overlap < 0:
             raise InputError("chunk_size must be at least 50 and chunk_overlap at least 0")
 
@@ -99,7 +101,14 @@ def _read_config(path: str, names: set[str]) -> dict:
     return table
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _coerce(name: str, type_name: str, raw: str):
+    if type_name == "bool":
+        if raw.strip().lower() in _TRUE + _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise InputError(f"RAG_{name.upper()}={raw!r} must be 1 or 0 (true or false)")
     try:
         if type_name == "int":
             return int(raw)

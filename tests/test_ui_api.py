@@ -18,7 +18,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from rag import InputError, ModelError, load_index
+from rag import InputError, RagError, load_index
 from ui import render
 from ui.app import build_app, launch
 from ui.service import Service
@@ -187,27 +187,29 @@ def test_the_model_list_offers_the_bundled_model_and_gguf_files_in_models_dir(se
     models = Path(service.settings.models_dir)
     (models / "sub").mkdir(parents=True)
     (models / "sub" / "tiny.gguf").write_bytes(b"GGUF")
-    assert service.model_choices() == [
-        ("SmolLM2-135M-Instruct (bundled)", ""),
-        ("tiny.gguf", str(models / "sub" / "tiny.gguf")),
-    ]
+    assert service.models() == {
+        "SmolLM2-135M-Instruct (bundled)": "",
+        "sub/tiny.gguf": str(models / "sub" / "tiny.gguf"),
+    }
 
 
 @pytest.mark.slow
 def test_a_bad_gguf_gives_a_clear_message_and_keeps_the_previous_model(
     tmp_path, seed_settings, embedder, generator
 ):
-    service = make_service(tmp_path, seed_settings, embedder, generator)
-    fake = tmp_path / "fake.gguf"
-    fake.write_bytes(b"not a model")
-    for path, message in [
-        (str(tmp_path / "missing.gguf"), "no GGUF file at"),
-        (str(fake), "is not a GGUF model file"),
+    service = make_service(tmp_path, seed_settings, embedder, generator, allow_model_switch=True)
+    models = Path(service.settings.models_dir)
+    models.mkdir()
+    (models / "fake.gguf").write_bytes(b"not a model")
+    for name, message in [
+        (str(tmp_path / "missing.gguf"), "choose a model from the list"),
+        ("fake.gguf", "fake.gguf could not be loaded"),
     ]:
-        with pytest.raises(ModelError, match=message):
-            service.use_model(path)
-        assert service.pipeline.generator is generator and service.gguf == ""
-    assert service.use_model("") == "SmolLM2-135M-Instruct.Q4_1.gguf is already in use"
+        with pytest.raises(RagError, match=message) as err:
+            service.use_model(name)
+        assert str(tmp_path) not in str(err.value).replace(str(models), "")
+        assert service.pipeline.generator is generator
+    assert service.use_model(service.model) == "SmolLM2-135M-Instruct.Q4_1.gguf is already in use"
 
 
 # -- a real server, through gradio_client ------------------------------------------------------

@@ -225,6 +225,8 @@ def test_two_people_at_once_each_see_their_own_conversation(browser, app_url):
 
 
 def test_upload_in_the_documents_tab_then_ask_about_it(visit, tmp_path):
+    from playwright.sync_api import expect
+
     page = visit.page
     good, bad = tmp_path / "lunar-station.md", tmp_path / "scan.txt"
     good.write_text(
@@ -235,14 +237,16 @@ def test_upload_in_the_documents_tab_then_ask_about_it(visit, tmp_path):
     bad.write_bytes(b"\x00\xff\x00 not text")
     page.get_by_role("tab", name="Documents").click()
     page.set_input_files("#rag-upload input[type=file]", [str(good), str(bad)])
+    # indexed in the background: a line per file shows its progress, then its result
     page.wait_for_selector("#rag-status .rag-status", timeout=120_000)
+    expect(page.locator("#rag-status .rag-pending")).to_have_count(0, timeout=120_000)
     status = page.inner_text("#rag-status")
     assert (
         "lunar-station.md: added “Lunar Research Station Opens Near Shackleton Crater” (1 chunk)"
         in status
     )
     assert "scan.txt: looks like a binary file, not text; convert it to text" in status
-    assert "Lunar Research Station" in page.inner_text("#rag-docs")
+    expect(page.locator("#rag-docs")).to_contain_text("Lunar Research Station")
     assert "scan" not in page.inner_text("#rag-docs")
 
     page.get_by_role("tab", name="Ask").click()

@@ -21,7 +21,8 @@ from rag import Answer, InputError, RagError, Settings
 from . import render
 from .api import ANSWERS, INDEX, add_endpoints
 from .assets import CSS, HEAD, PENDING_REF_JS, SCROLL_JS, theme
-from .service import UPLOAD_TYPES, Service, megabytes
+from .service import SWITCH_OFF, UPLOAD_TYPES, Service, megabytes
+from .throttle import login_throttle
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,12 @@ FOLLOW_UP_HINT = (
     '<div class="rag-hint">Follow-up questions ("what did he say next?") are searched '
     "together with the question before them.</div>"
 )
-PROGRESS = gr.Progress()  # gradio shows a progress bar for a handler with this default
 
 
 def build_app(service: Service) -> gr.Blocks:
     s = service.settings
     limit = megabytes(s.max_upload_bytes)
+    switching = s.allow_model_switch and not s.llm_url
 
     # -- chat --------------------------------------------------------------------------
     def accept(question, messages):
@@ -125,20 +126,21 @@ def build_app(service: Service) -> gr.Blocks:
         choices = [(f"{r.title} ({Path(r.file).name})", r.doc_id) for r in rows]
         return render.documents_html(rows), gr.update(choices=choices, value=None)
 
-    def add_files(files, progress=PROGRESS):
-        lines = []
-        for path in files or []:
-            name = Path(path).name
-            progress(0, desc=f"Indexing {name}")
+    def add_files(files, job_ids):
+        """Queue the files for indexing in the background and start watching them: a big
+        upload holds up neither this page nor anyone's questions."""
+        waiting = [j.id for j in service.upload_jobs(job_ids) if not j.finished]
+        new = [service.submit_upload(path, Path(path).name).id for path in files or []]
+        ids = waiting + new
+        return render.uploads_html(service.upload_jobs(ids)), ids, gr.Timer(active=True), None
 
-            def step(done, total, what, name=name):
-                progress(done / max(total, 1), desc=f"Indexing {name}")
-
-            try:
-                lines.append((True, service.add_upload(path, name, progress=step)))
-            except RagError as e:
-                lines.append((False, str(e)))
-        return render.status_html(lines), *doc_views(), None
+    def watch_uploads(job_ids):
+        """Every second while this page's uploads are indexed: their progress, and once all
+        are done, the refreshed document list."""
+        jobs = service.upload_jobs(job_ids)
+        if any(not j.finished for j in jobs):
+            return render.uploads_html(jobs), gr.skip(), gr.skip(), gr.Timer(active=True)
+        return render.uploads_html(jobs), *doc_views(), gr.Timer(active=False)
 
     def remove_doc(doc_id):
         if not doc_id:
@@ -153,24 +155,21 @@ def build_app(service: Service) -> gr.Blocks:
     def model_status():
         return f'<div class="rag-file">Answering with <b>{escape(service.model_name())}</b>.</div>'
 
-    def load_model(choice, typed):
-        path = (typed or "").strip() or (choice or "")
+    def load_model(name):
         try:
-            line = (True, service.use_model(path))
+            line = (True, service.use_model(name))
         except RagError as e:
             line = (False, f"{e}; still answering with {service.model_name()}")
         return (
             render.status_html([line]) + model_status(),
-            gr.update(choices=service.model_choices(), value=service.gguf),
-            "",
+            gr.update(choices=list(service.models()), value=service.model),
         )
 
     def refresh():
-        return (
-            *doc_views(),
-            gr.update(choices=service.model_choices(), value=service.gguf),
-            model_status(),
-        )
+        views = (*doc_views(), model_status())
+        if not switching:
+            return views
+        return (*views, gr.update(choices=list(service.models()), value=service.model))
 
     # -- layout --------------------------------------------------------------------------
     private = {"api_visibility": "private"}
@@ -243,6 +242,8 @@ def build_app(service: Service) -> gr.Blocks:
                     height=120,
                 )
                 status = gr.HTML(elem_id="rag-status")
+                uploads = gr.State([])  # ids of this page's upload jobs
+                watch = gr.Timer(1.0, active=False)
                 with gr.Row(equal_height=False):
                     pick = gr.Dropdown(
                         label="Remove a document", choices=[], scale=4, elem_id="rag-remove-pick"
@@ -257,18 +258,28 @@ def build_app(service: Service) -> gr.Blocks:
                     )
             with gr.Tab("Settings"):
                 gr.Markdown("**Model** — shared by everyone using this server.")
-                with gr.Row(equal_height=False):
-                    model = gr.Dropdown(
-                        label=f"GGUF: the bundled one or any in {s.models_dir}/",
-                        choices=service.model_choices(),
-                        value=service.gguf,
-                        scale=3,
-                    )
-                    typed = gr.Textbox(label="…or the path of a .gguf file on this server", scale=3)
-                    load_btn = gr.Button(
-                        "Load model", scale=0, min_width=140, elem_classes=["rag-align-end"]
-                    )
+                # Only names from service.models() can be chosen, and only if the server was
+                # started to allow it: a switch changes the model for everyone.
+                model = None
+                if switching:
+                    with gr.Row(equal_height=False):
+                        model = gr.Dropdown(
+                            label=f"The bundled model or a .gguf file in {s.models_dir}/",
+                            choices=list(service.models()),
+                            value=service.model,
+                            scale=3,
+                            elem_id="rag-model",
+                            # the service decides what may be loaded, with a reply that names
+                            # no path (gradio's own check would echo whatever was sent)
+                            allow_custom_value=True,
+                        )
+                        load_btn = gr.Button(
+                            "Load model", scale=0, min_width=140, elem_classes=["rag-align-end"]
+                        )
                 model_msg = gr.HTML(model_status())
+                if not switching and not s.llm_url:
+                    hint = SWITCH_OFF[0].upper() + SWITCH_OFF[1:]
+                    gr.HTML(f'<div class="rag-hint">{escape(hint)}.</div>')
                 gr.Markdown("**Answers** — for this browser tab only.")
                 top_k = gr.Slider(
                     1, 20, value=s.top_k, step=1, label="Passages to retrieve (top-k)"
@@ -310,11 +321,14 @@ def build_app(service: Service) -> gr.Blocks:
         ).then(None, None, None, js=SCROLL_JS)
 
         files.upload(
-            add_files,
-            files,
-            [status, docs_html, pick, files],
-            concurrency_id=INDEX,
-            concurrency_limit=1,
+            add_files, [files, uploads], [status, uploads, watch, files], queue=False, **private
+        )
+        watch.tick(
+            watch_uploads,
+            uploads,
+            [status, docs_html, pick, watch],
+            queue=False,
+            show_progress="hidden",
             **private,
         )
         remove_btn.click(
@@ -326,8 +340,10 @@ def build_app(service: Service) -> gr.Blocks:
             **private,
         )
         docs_tab.select(doc_views, None, [docs_html, pick], queue=False, **private)
-        load_btn.click(load_model, [model, typed], [model_msg, model, typed], **private)
-        demo.load(refresh, None, [docs_html, pick, model, model_msg], queue=False, **private)
+        if model is not None:
+            load_btn.click(load_model, model, [model_msg, model], **private)
+        shown = [docs_html, pick, model_msg, *([model] if model is not None else [])]
+        demo.load(refresh, None, shown, queue=False, **private)
 
         add_endpoints(service)
     return demo
@@ -398,6 +414,8 @@ def launch(
             ssr_mode=False,
             pwa=False,
             mcp_server=False,
+            # wrong passwords from one address are slowed down (see ui/throttle.py)
+            app_kwargs={"middleware": [login_throttle()]} if auth else None,
             prevent_thread_lock=not block,
             quiet=quiet,
         )

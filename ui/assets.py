@@ -133,6 +133,9 @@ table.rag-docs .rag-num { text-align: right; white-space: nowrap; }
 table.rag-docs td.rag-file { display: table-cell; font-size: .8rem; word-break: break-all; }
 .rag-tag { font-size: .7rem; padding: 0 .4rem; border-radius: 999px; background: #e0e7ff; color: #3730a3; }
 .rag-status { margin-top: .4rem; }
+.rag-pending { border: 1px solid var(--border-color-primary); border-radius: 6px;
+  padding: .35rem .6rem; margin: .2rem 0; display: flex; gap: .6rem; align-items: center; }
+.rag-pending progress { flex: 1; min-width: 6rem; }
 .rag-hint { font-size: .8rem; color: var(--body-text-color-subdued); align-self: center; }
 .rag-align-end { align-self: flex-end !important; margin-bottom: .6rem; }
 

@@ -231,3 +231,28 @@ def status_html(lines: list[tuple[bool, str]]) -> str:
         f'<div class="{"rag-ok" if ok else "rag-error"}">{escape(text)}</div>' for ok, text in lines
     )
     return f'<div class="rag-status">{items}</div>'
+
+
+PHASE_UNITS = {"reading": "files", "chunking": "documents", "embedding": "chunks"}
+
+
+def uploads_html(jobs: Iterable) -> str:
+    """One line per uploaded file (a `ui.service.UploadJob`): its result once indexed, else
+    what is being done to it, with a progress bar."""
+    items = []
+    for job in jobs:
+        if job.finished:
+            kind = "rag-ok" if job.state == "done" else "rag-error"
+            items.append(f'<div class="{kind}">{escape(job.message)}</div>')
+            continue
+        if job.state == "waiting":
+            what, bar = "waiting for the uploads before it", ""
+        elif job.total:
+            what = f"{job.phase} {job.done:,} of {job.total:,} {PHASE_UNITS.get(job.phase, '')}"
+            bar = f'<progress value="{job.done}" max="{job.total}"></progress>'
+        else:
+            what, bar = f"{job.phase or 'starting'}…", "<progress></progress>"
+        items.append(
+            f'<div class="rag-pending">{escape(job.name)}: {escape(what.strip())}{bar}</div>'
+        )
+    return f'<div class="rag-status">{"".join(items)}</div>' if items else ""

@@ -1,6 +1,7 @@
 """What the chat UI needs from `rag`, without gradio: one pipeline shared by every session,
-index changes one at a time, uploads kept inside the uploads folder, a model switch that keeps
-the old model when the new one fails. Every method raises `RagError` with a sentence to show.
+index changes one at a time, uploads kept inside the uploads folder and indexed in the
+background, a model switch (only by name, only if allowed) that keeps the old model when the
+new one fails. Every method raises `RagError` with a sentence to show.
 
     >>> service = Service.start(Settings.load(), index_paths=["seeds"])
     >>> service.ask("Where will Macron meet Trump?").text
@@ -13,12 +14,16 @@ import os
 import re
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import rag
-from rag import SUPPORTED_TYPES, Answer, InputError, Settings
+from rag import SUPPORTED_TYPES, Answer, InputError, ModelError, Settings
 from rag.embed import load_embedder
+from rag.ingest import read_text
 
 from .render import DocRow, Ref, digest
 
@@ -27,9 +32,34 @@ log = logging.getLogger(__name__)
 # The file types rag's ingest reads (tests check this matches the engine).
 UPLOAD_TYPES = SUPPORTED_TYPES
 MAX_TOP_K = 50
-BUNDLED = ""  # the GGUF choice that means "the bundled SmolLM2"
+BUNDLED = "SmolLM2-135M-Instruct (bundled)"  # the model choice that means settings.gguf = ""
+SWITCH_OFF = (
+    "switching models is off on this server; whoever runs it can allow it with "
+    "`rag serve --allow-model-switch` (RAG_ALLOW_MODEL_SWITCH=1)"
+)
 
 Progress = Callable[[int, int, str], None]
+
+
+MAX_WAITING_UPLOADS = 20  # files queued for indexing at once, from everyone
+KEEP_FINISHED_UPLOADS = 200  # finished jobs remembered, for the pages still showing them
+
+
+@dataclass
+class UploadJob:
+    """One uploaded file being indexed in the background, as the UI shows it."""
+
+    id: str
+    name: str
+    state: str = "waiting"  # waiting | indexing | done | failed
+    phase: str = ""  # reading | chunking | embedding (rag.update's progress)
+    done: int = 0
+    total: int = 0
+    message: str = ""  # the result, once done or failed
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
 
 
 def safe_upload_name(name: str) -> str:
@@ -100,9 +130,13 @@ class Service:
         self.settings = settings
         self.embedder = embedder  # the raw embedder, for indexing (the pipeline caches its own)
         self.pipeline = pipeline
-        self.gguf = settings.gguf
+        self.model = next(n for n, g in self.models().items() if g == settings.gguf)
         self._index_lock = threading.Lock()
         self._model_lock = threading.Lock()
+        # uploads are indexed one at a time, off the request that sent them
+        self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-upload")
+        self._jobs: dict[str, tuple[UploadJob, Future]] = {}
+        self._jobs_lock = threading.Lock()
 
     @classmethod
     def start(cls, settings: Settings, index_paths: Sequence[str] = (), say=print) -> Service:
@@ -191,14 +225,7 @@ class Service:
         file is not kept and the index is as it was; the InputError says what to do."""
         path = Path(path)
         name = name or path.name
-        dest = upload_destination(self.settings.uploads_path, name)
-        size = path.stat().st_size
-        limit = self.settings.max_upload_bytes
-        if size > limit:
-            raise InputError(
-                f"{dest.name} is {megabytes(size)}; the upload limit is {megabytes(limit)} "
-                "(RAG_MAX_UPLOAD_BYTES)"
-            )
+        dest = self._check_upload(path, name)
         with self._index_lock:
             dest.parent.mkdir(parents=True, exist_ok=True)
             backup = dest.with_name(f".{dest.name}.previous")
@@ -211,20 +238,116 @@ class Service:
                 if had_previous:
                     os.replace(backup, dest)
 
+            # an upload may hold less text than a file indexed from a folder
+            limit = min(self.settings.max_file_chars, self.settings.max_upload_chars)
+            settings = self.settings.replace(max_file_chars=limit)
             try:
                 shutil.copyfile(path, dest)
                 index, report = rag.update(
-                    self.settings, self.embedder, [dest], progress=progress, prune=False
+                    settings, self.embedder, [dest], progress=progress, prune=False
+                )
+                problem = (
+                    (self._over_upload_limit(dest) or report.errors[0]) if report.errors else ""
                 )
             except BaseException:
                 undo()
                 raise
-            if report.errors:
+            if problem:
                 undo()
-                raise InputError(report.errors[0])
+                raise InputError(problem)
             backup.unlink(missing_ok=True)
             self.pipeline.set_index(index)
         return self._describe(report, dest.name)
+
+    def submit_upload(self, path: str | Path, name: str | None = None) -> UploadJob:
+        """Queue one uploaded file to be indexed in the background (see `add_upload`) and
+        return its job at once; `upload_jobs` tells how it is going. What can be checked
+        without reading the file (name, type, size) fails the job right away."""
+        path = Path(path)
+        name = name or path.name
+        job = UploadJob(uuid.uuid4().hex, name)
+        try:
+            self._check_upload(path, name)
+        except InputError as e:
+            job.state, job.message = "failed", str(e)
+        with self._jobs_lock:
+            waiting = sum(not j.finished for j, _ in self._jobs.values())
+            if not job.finished and waiting >= MAX_WAITING_UPLOADS:
+                job.state = "failed"
+                job.message = (
+                    f"{name}: {waiting} uploads are waiting to be indexed; "
+                    "upload it again when they are done"
+                )
+            future: Future = Future()
+            if job.finished:
+                future.set_result(job)
+            else:
+                future = self._uploads.submit(self._index_upload, job, path)
+            self._jobs[job.id] = (job, future)
+            self._forget_finished()
+        return replace(job)
+
+    def upload_jobs(self, ids: Sequence[str]) -> list[UploadJob]:
+        """Copies of the jobs with these ids, in that order (unknown ids are skipped)."""
+        with self._jobs_lock:
+            return [replace(self._jobs[i][0]) for i in ids if i in self._jobs]
+
+    def wait_upload(self, job_id: str, timeout: float | None = None) -> UploadJob:
+        """The job once it has finished."""
+        with self._jobs_lock:
+            _, future = self._jobs[job_id]
+        return replace(future.result(timeout))
+
+    def _index_upload(self, job: UploadJob, path: Path) -> UploadJob:
+        def progress(done: int, total: int, what: str) -> None:
+            job.phase, job.done, job.total = what, done, total
+
+        job.state = "indexing"
+        try:
+            job.message = self.add_upload(path, job.name, progress=progress)
+            job.state = "done"
+        except rag.RagError as e:
+            job.message, job.state = str(e), "failed"
+        except Exception:
+            log.exception("indexing the upload %r failed", job.name)
+            job.message = f"{job.name}: indexing failed; the server log has the details"
+            job.state = "failed"
+        return job
+
+    def _forget_finished(self) -> None:
+        finished = [i for i, (j, _) in self._jobs.items() if j.finished]
+        for job_id in finished[: max(0, len(finished) - KEEP_FINISHED_UPLOADS)]:
+            del self._jobs[job_id]
+
+    def _check_upload(self, path: Path, name: str) -> Path:
+        """Where the upload will be saved, once its name, type and size are acceptable."""
+        dest = upload_destination(self.settings.uploads_path, name)
+        size = path.stat().st_size
+        limit = self.settings.max_upload_bytes
+        if size > limit:
+            raise InputError(
+                f"{dest.name} is {megabytes(size)}; the upload limit is {megabytes(limit)} "
+                "(RAG_MAX_UPLOAD_BYTES)"
+            )
+        return dest
+
+    def _over_upload_limit(self, dest: Path) -> str:
+        """Why a refused upload was refused, read again with the per-file limit alone: its own
+        error if that fails too, else the upload limit's sentence if the text is over it."""
+        limit = self.settings.max_upload_chars
+        if limit >= self.settings.max_file_chars:
+            return ""
+        try:
+            chars = len(read_text(dest, max_chars=self.settings.max_file_chars))
+        except InputError as e:
+            return str(e)
+        if chars <= limit:
+            return ""
+        return (
+            f"{dest.name}: {chars:,} characters of text, over the limit of {limit:,} per upload "
+            "(RAG_MAX_UPLOAD_CHARS); split it into smaller files or ask whoever runs the server "
+            "to raise the limit"
+        )
 
     def _describe(self, report: rag.IndexReport, name: str) -> str:
         docs = self.pipeline.index.docs
@@ -267,16 +390,20 @@ class Service:
         return msg
 
     # -- the model -------------------------------------------------------------------------
-    def model_choices(self) -> list[tuple[str, str]]:
-        """(label, value) pairs: the bundled model, every .gguf in models_dir, the one in use."""
-        choices = [("SmolLM2-135M-Instruct (bundled)", BUNDLED)]
+    def models(self) -> dict[str, str]:
+        """The models a UI user may choose, by name -> the `gguf` setting that loads it: the
+        bundled one, each .gguf under models_dir (named by its path inside that folder), and
+        the one the server was started with. A name is looked up here, never opened as a path."""
+        out = {BUNDLED: ""}
         folder = Path(self.settings.models_dir)
         if folder.is_dir():
             for p in sorted(folder.rglob("*.gguf")):
-                choices.append((p.name, str(p)))
-        if self.gguf and self.gguf not in [v for _, v in choices]:
-            choices.append((Path(self.gguf).name, self.gguf))
-        return choices
+                if p.is_file():
+                    out[p.relative_to(folder).as_posix()] = str(p)
+        started = self.settings.gguf
+        if started and started not in out.values():
+            out[f"{Path(started).name} (started with)"] = started
+        return out
 
     def model_name(self) -> str:
         if self.settings.llm_url:
@@ -284,21 +411,36 @@ class Service:
         gen = self.pipeline.generator
         return getattr(gen, "name", "no model") if gen else "no model"
 
-    def use_model(self, gguf: str) -> str:
-        """Load another GGUF for everyone; if it cannot be loaded the current one stays."""
-        gguf = (gguf or "").strip()
+    def use_model(self, name: str) -> str:
+        """Load another of `models()` for everyone, if the server allows switching; if it
+        cannot be loaded the current one stays. Messages name no path outside models_dir."""
+        if not self.settings.allow_model_switch:
+            raise InputError(SWITCH_OFF)
         if self.settings.llm_url:
             raise InputError(
                 f"answers come from the LLM server at {self.settings.llm_url}; "
                 "restart without --llm-url to choose a GGUF file"
             )
+        name = name.strip() if isinstance(name, str) else ""
+        gguf = self.models().get(name)
+        if gguf is None:
+            raise InputError(
+                "choose a model from the list: the bundled one or a .gguf file in "
+                f"{self.settings.models_dir}/"
+            )
         with self._model_lock:
-            if gguf == self.gguf:
+            if name == self.model:
                 return f"{self.model_name()} is already in use"
-            # A ModelError leaves the current model in place.
-            generator = rag.make_generator(self.settings.replace(gguf=gguf))
+            try:
+                generator = rag.make_generator(self.settings.replace(gguf=gguf))
+            except ModelError as e:  # the current model stays
+                log.warning("loading model %r failed: %s", name, e)
+                raise ModelError(
+                    f"{name} could not be loaded: not a GGUF model that llama.cpp can read "
+                    "(the server log says why)"
+                ) from None
             # The pipeline reads `generator` at the start of each answer; answers already being
             # generated finish with the model they started with.
             self.pipeline.set_generator(generator)
-            self.gguf = gguf
+            self.model = name
             return f"now answering with {self.model_name()}"
