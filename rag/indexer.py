@@ -190,22 +190,26 @@ def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedde
     if progress:
         progress(len(docs), len(docs), "chunking")
         progress(0, total, "embedding")
-    texts = [search_text(d.title, c) for d, chunks in chunked for c in chunks]
-    vectors = []
-    for i in range(0, len(texts), batch_chunks):
-        vectors.append(embedder.embed(texts[i : i + batch_chunks]))
+    # each chunk's text, and the sentences it is the first chunk to hold: every sentence is
+    # embedded once, here, so a question embeds only itself (rows in store.sentence_rows order)
+    items = []
+    for d, chunks in chunked:
+        seen: set[int] = set()
+        for c in chunks:
+            new = [d.text[a:b] for a, b in c.sentences if not (a in seen or seen.add(a))]
+            items.append((search_text(d.title, c), new))
+    vectors, svectors = [], []
+    for i in range(0, len(items), batch_chunks):
+        batch = items[i : i + batch_chunks]
+        texts = [t for t, _ in batch]
+        embedded = embedder.embed(texts + [s for _, new in batch for s in new])
+        vectors.append(embedded[: len(texts)])
+        svectors.append(embedded[len(texts) :])
         if progress:
-            progress(min(i + batch_chunks, len(texts)), total, "embedding")
+            progress(min(i + batch_chunks, len(items)), total, "embedding")
     flat = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32)
-    # every sentence once, so a question embeds only itself (store.sentence_rows gives the order)
-    rows = [(d, store.sentence_rows(chunks)) for d, chunks in chunked]
-    sentences = [d.text[a:b] for d, doc_rows in rows for _, a, b in doc_rows]
-    svectors = []
-    for i in range(0, len(sentences), batch_chunks * 4):
-        svectors.append(embedder.embed(sentences[i : i + batch_chunks * 4]))
-        if progress:
-            progress(total, total, "embedding sentences")
     sflat = np.concatenate(svectors) if svectors else np.zeros((0, embedder.dim), np.float32)
+    rows = [(d, store.sentence_rows(chunks)) for d, chunks in chunked]
     out, at, sat = [], 0, 0
     for (doc, chunks), (_, doc_rows) in zip(chunked, rows, strict=True):
         out.append((doc, chunks, flat[at : at + len(chunks)], sflat[sat : sat + len(doc_rows)]))
