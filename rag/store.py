@@ -12,7 +12,6 @@ deletes the old generation. A kill at any point leaves a manifest whose files al
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing
 from .types import Chunk, Document
@@ -152,22 +152,39 @@ def _write_atomic(path: Path, data: bytes) -> None:
 @contextlib.contextmanager
 def writing(directory: str | Path):
     """One writer at a time per index folder (the UI and a `rag index` in another terminal):
-    an exclusive lock on <directory>/.lock from load to save, so no update is lost."""
+    an exclusive lock on <directory>/.lock from load to save, so no update is lost. If the
+    folder did not exist and the work fails before a save, the folder and lock are removed
+    again: a mistyped `rag index` leaves nothing behind."""
     directory = Path(directory)
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        lock = open(directory / ".lock", "a+")  # noqa: SIM115 - held across the yield
+        lock = FileLock(directory / ".lock")
+        lock.acquire()
     except OSError as e:
         raise IndexError_(
             f"cannot write the index in {directory}/ ({e.strerror or e}): fix the folder's "
             "permissions or choose another with --index-dir, then index again"
         ) from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield
+    except BaseException:
+        if created and not (directory / "manifest.json").exists():
+            lock.release()
+            _remove_new_folders(directory, created)
+        raise
+    finally:
+        if lock.is_locked:
+            lock.release()
+
+
+def _remove_new_folders(directory: Path, created: list[Path]) -> None:
+    (directory / ".lock").unlink(missing_ok=True)
+    for folder in created:  # innermost first; a folder someone has put something in stays
         try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def save(index: Index, directory: str | Path) -> None:
