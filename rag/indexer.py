@@ -4,6 +4,7 @@ drop what is gone, skip what is unchanged or a duplicate. Nothing indexed is los
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +77,17 @@ def _carry_documents(old: Index, fresh: Index) -> Index:
     return fresh
 
 
-def _unique_id(index: Index, doc: Document) -> Document:
-    for entry in index.docs.values():
-        if entry.doc.source == doc.source:
-            return Document(entry.doc.doc_id, doc.title, doc.source, doc.text, doc.sha256)
-    base, n, doc_id = doc.doc_id, 2, doc.doc_id
-    while doc_id in index.docs:
-        doc_id, n = f"{base}-{n}", n + 1
+def _unique_id(doc: Document, by_source: dict[str, str], taken: set[str]) -> Document:
+    """The id the document's file had before, else its name made unique among the ids in
+    the index and those given out in this run (two folders may each hold a notes.md)."""
+    source = os.path.abspath(doc.source)
+    doc_id = by_source.get(source)
+    if doc_id is None:
+        base, n, doc_id = doc.doc_id, 2, doc.doc_id
+        while doc_id in taken:
+            doc_id, n = f"{base}-{n}", n + 1
+        taken.add(doc_id)
+        by_source[source] = doc_id
     return Document(doc_id, doc.title, doc.source, doc.text, doc.sha256)
 
 
@@ -134,8 +139,10 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
                 report.removed.append(doc_id)
     by_hash = {e.doc.sha256: e.doc.doc_id for e in index.docs.values() if not e.duplicate_of and e.doc.doc_id not in remove}
     todo: list[Document] = []
+    by_source = {os.path.abspath(e.doc.source): d for d, e in index.docs.items()}
+    taken = set(index.docs)
     for doc in found:
-        doc = _unique_id(index, doc)
+        doc = _unique_id(doc, by_source, taken)
         old = index.docs.get(doc.doc_id)
         if old and old.doc.sha256 == doc.sha256 and not needs_rebuild:
             report.unchanged.append(doc.doc_id)

@@ -254,3 +254,19 @@ def test_a_huge_paragraph_is_split_quickly_and_exactly():
     text = "Intro.\n" + "a. " * 20_000 + "\nThe end.\n"
     chunks = chunk_document("d", text, 600, 1)
     assert all(text[c.start : c.end] == c.text for c in chunks)
+
+
+def test_two_folders_with_a_file_of_the_same_name_keep_both(tmp_path, embedder):
+    """notes.md in two folders, indexed in one run (as a rebuild of several folders is):
+    two documents, each chunk cut from its own text."""
+    for folder, fact in (("home", "The tomatoes went in on May 4."), ("work", "The release moved to June 9.")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "notes.md").write_text(f"# Notes\n\n{fact}\n", encoding="utf-8")
+    s = _settings(tmp_path)
+    index, report = update(s, embedder, [tmp_path / "home", tmp_path / "work"])
+    assert sorted(report.added) == ["notes", "notes-2"]
+    for idx in (index, load_index(s, embedder)):
+        assert sorted(Path(e.doc.source).parent.name for e in idx.docs.values()) == ["home", "work"]
+        assert len(idx.chunks) == 2
+        for c in idx.chunks:
+            assert idx.docs[c.doc_id].doc.text[c.start : c.end] == c.text
