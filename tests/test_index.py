@@ -124,7 +124,7 @@ def test_missing_and_damaged_indexes_name_the_fix(tmp_path, embedder, docs_copy)
     data = bytearray(vec.read_bytes())
     data[len(data) // 2] ^= 0xFF
     vec.write_bytes(bytes(data))
-    with pytest.raises(IndexCorrupt, match="checksum.*rag index seeds/ --rebuild"):
+    with pytest.raises(IndexCorrupt, match=r"checksum.*run `rag index --rebuild --index-dir .*docs/$"):
         load_index(s, embedder)
     vec.write_bytes(bytes(data[:100]))
     with pytest.raises(IndexCorrupt):
