@@ -219,10 +219,10 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
     for doc_id in [d for d, e in index.docs.items() if e.duplicate_of and e.duplicate_of not in index.docs]:
         index.docs.pop(doc_id)
         report.removed.append(doc_id)
+    # a path is remembered once a document came from it: a rejected upload changes nothing
     kept = [r for r in gone if any(_under(e.doc.source, Path(r)) for e in index.docs.values())]
-    index.roots = _merge_roots(
-        [r for r in index.roots if r not in gone] + kept + [_root_of(p, settings) for p in paths]
-    )
+    new = [_root_of(p, settings) for p in paths if any(_under(d.source, Path(p)) for d in found)]
+    index.roots = _merge_roots([r for r in index.roots if r not in gone] + kept + new)
     if (report.changed or report.duplicates or index.roots != roots_before
             or not (Path(settings.index_dir) / "manifest.json").exists()):
         store.save(index, settings.index_dir)
