@@ -41,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index a folder or file of .txt/.md/.html/.pdf")
-    p.add_argument("paths", nargs="*", default=["seeds"], metavar="PATH")
-    p.add_argument("--rebuild", action="store_true", help="re-chunk and re-embed everything")
+    p.add_argument("paths", nargs="*", default=[], metavar="PATH",
+                   help="folders or files to add (default: read again every one indexed before)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="re-read every folder indexed before (uploads too), re-chunk and re-embed")
     _common(p)
 
     p = sub.add_parser("ask", help="answer questions; '-' reads one question per line from stdin")

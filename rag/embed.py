@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
+from collections import OrderedDict
 from importlib import metadata
 from pathlib import Path
 from typing import Protocol
@@ -84,23 +86,34 @@ class SentenceTransformerEmbedder:
 
 
 class CachedEmbedder:
-    """Remembers the vectors of texts it has seen (questions, evidence sentences)."""
+    """Remembers the vectors of the texts it has seen (questions, evidence sentences), up to
+    `size` of them; when full, the least recently used go first. Safe to share between the
+    UI's threads: the model runs outside the lock."""
 
     def __init__(self, inner: Embedder, size: int = 20_000):
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = size
+        self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            if len(self._cache) + len(missing) > self._size:
-                self._cache.clear()
-            for t, v in zip(missing, self.inner.embed(missing), strict=True):
-                self._cache[t] = v
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._cache[t] for t in texts])
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for t in dict.fromkeys(texts):
+                if t in self._cache:
+                    self._cache.move_to_end(t)
+                    found[t] = self._cache[t]
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            fresh = dict(zip(missing, self.inner.embed(missing), strict=True))
+            found.update(fresh)
+            with self._lock:
+                self._cache.update(fresh)
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
 
 @functools.lru_cache(maxsize=4)

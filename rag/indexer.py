@@ -1,9 +1,13 @@
 """Keep an index in step with folders of documents: add what is new, re-embed what changed,
-drop what is gone, skip what is unchanged or a duplicate. Nothing indexed is lost on an error."""
+drop what is gone, skip what is unchanged or a duplicate. Nothing indexed is lost on an error.
+
+The index remembers the folders it was given (uploads as their folder), so `rag index` with
+no path, and every `--rebuild`, reads all of them again: a rebuild never drops a folder."""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +17,8 @@ import numpy as np
 from . import store
 from .chunking import chunk_document, search_text
 from .embed import Embedder
-from .errors import IndexCorrupt, IndexMismatch, IndexMissing, InputError
-from .ingest import find_files, load_document
+from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, InputError
+from .ingest import find_files, load_document, printable
 from .settings import Settings
 from .store import DocEntry, Index, IndexConfig
 from .types import Document
@@ -65,16 +69,61 @@ def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -
     except (IndexCorrupt, IndexMismatch):  # damaged, or another format version
         if not rebuild:
             raise
-        log.warning("the index in %s is unreadable; rebuilding it from the given paths", settings.index_dir)
-        return Index(config), True
+        log.warning("the index in %s is unreadable; rebuilding it from its folders", settings.index_dir)
+        return Index(config, roots=_recorded_roots(settings.index_dir)), True
     if index.chunks and index.sentence_vectors is None:
         log.info("upgrading the index in %s to format %d: re-embedding its documents",
                  settings.index_dir, store.VERSION)
         rebuild = True
     if rebuild or index.config != config:
-        fresh = Index(config, generation=index.generation)
+        fresh = Index(config, generation=index.generation, roots=index.roots)
         return _carry_documents(index, fresh), True
     return index, False
+
+
+def _recorded_roots(index_dir: str) -> list[str]:
+    """The folders a damaged index was built from, if its manifest can still say."""
+    try:
+        return store.roots_of(store.read_manifest(index_dir))
+    except IndexError_:
+        return []
+
+
+def _root_of(path: str | Path, settings: Settings) -> str:
+    """What to remember for a path given to `update`: an upload stands for its folder."""
+    p = Path(path).absolute()
+    uploads = settings.uploads_path.absolute()
+    return str(uploads if _under(str(p), uploads) else p)
+
+
+def _merge_roots(roots: list[str]) -> list[str]:
+    """Each root once, none inside another."""
+    unique = sorted(set(roots))
+    return [r for r in unique if not any(o != r and _under(r, Path(o)) for o in unique)]
+
+
+def _find(paths, recorded: list[str], errors: list[str]) -> tuple[list[Path], list[str], list[str]]:
+    """The files under the given paths and the recorded roots. A recorded root that is empty
+    now is read as empty; one that is gone is skipped with a line in `errors`, and its
+    documents are left alone. Returns (files, roots read, roots gone)."""
+    files: list[Path] = []
+    for p in paths:
+        files.extend(find_files(p, errors))
+    read, gone = [str(p) for p in paths], []
+    for root in recorded:
+        if any(_under(root, Path(p)) for p in paths):
+            continue  # read above
+        if not Path(root).exists():
+            errors.append(f"{printable(root)}: indexed before but not found now; skipped "
+                          "(its documents stay in the index)")
+            gone.append(root)
+            continue
+        try:
+            files.extend(find_files(root, errors))
+        except InputError:  # an empty folder: its documents are gone
+            pass
+        read.append(root)
+    return list(dict.fromkeys(files)), read, gone
 
 
 def _carry_documents(old: Index, fresh: Index) -> Index:
@@ -82,13 +131,17 @@ def _carry_documents(old: Index, fresh: Index) -> Index:
     return fresh
 
 
-def _unique_id(index: Index, doc: Document) -> Document:
-    for entry in index.docs.values():
-        if entry.doc.source == doc.source:
-            return Document(entry.doc.doc_id, doc.title, doc.source, doc.text, doc.sha256)
-    base, n, doc_id = doc.doc_id, 2, doc.doc_id
-    while doc_id in index.docs:
-        doc_id, n = f"{base}-{n}", n + 1
+def _unique_id(doc: Document, by_source: dict[str, str], taken: set[str]) -> Document:
+    """The id the document's file had before, else its name made unique among the ids in
+    the index and those given out in this run (two folders may each hold a notes.md)."""
+    source = os.path.abspath(doc.source)
+    doc_id = by_source.get(source)
+    if doc_id is None:
+        base, n, doc_id = doc.doc_id, 2, doc.doc_id
+        while doc_id in taken:
+            doc_id, n = f"{base}-{n}", n + 1
+        taken.add(doc_id)
+        by_source[source] = doc_id
     return Document(doc_id, doc.title, doc.source, doc.text, doc.sha256)
 
 
@@ -110,6 +163,7 @@ def update(
 ) -> tuple[Index, IndexReport]:
     """Bring the index in line with the files under `paths` and save it.
 
+    With no `paths`, or with `rebuild`, every folder the index was built from is read too.
     With `prune`, documents that came from under a path and are gone from it are removed.
     Files that cannot be read are reported in `errors` and change nothing.
     """
@@ -120,9 +174,11 @@ def update(
 def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index, IndexReport]:
     index, needs_rebuild = open_or_new(settings, embedder, rebuild)
     report = IndexReport(rebuilt=needs_rebuild)
-    files: list[Path] = []
-    for p in paths:
-        files.extend(find_files(p, report.errors))
+    recorded = index.roots if rebuild or not paths else []
+    if not paths and not recorded:
+        raise InputError("no folder to index: name one, e.g. `rag index seeds/`")
+    files, read, gone = _find(paths, recorded, report.errors)
+    roots_before = list(index.roots)
     found: list[Document] = []
     for i, f in enumerate(files):
         if progress:
@@ -136,7 +192,7 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
     seen_sources = {str(f) for f in files}
     remove: set[str] = set()
     if prune:
-        roots = [Path(p) for p in paths]
+        roots = [Path(p) for p in read]
         for doc_id, entry in index.docs.items():
             src = entry.doc.source
             if src not in seen_sources and any(_under(src, r) for r in roots) and not Path(src).exists():
@@ -144,8 +200,10 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
                 report.removed.append(doc_id)
     by_hash = {e.doc.sha256: e.doc.doc_id for e in index.docs.values() if not e.duplicate_of and e.doc.doc_id not in remove}
     todo: list[Document] = []
+    by_source = {os.path.abspath(e.doc.source): d for d, e in index.docs.items()}
+    taken = set(index.docs)
     for doc in found:
-        doc = _unique_id(index, doc)
+        doc = _unique_id(doc, by_source, taken)
         old = index.docs.get(doc.doc_id)
         if old and old.doc.sha256 == doc.sha256 and not needs_rebuild:
             report.unchanged.append(doc.doc_id)
@@ -171,7 +229,12 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
     for doc_id in [d for d, e in index.docs.items() if e.duplicate_of and e.duplicate_of not in index.docs]:
         index.docs.pop(doc_id)
         report.removed.append(doc_id)
-    if report.changed or report.duplicates or not (Path(settings.index_dir) / "manifest.json").exists():
+    # a path is remembered once a document came from it: a rejected upload changes nothing
+    kept = [r for r in gone if any(_under(e.doc.source, Path(r)) for e in index.docs.values())]
+    new = [_root_of(p, settings) for p in paths if any(_under(d.source, Path(p)) for d in found)]
+    index.roots = _merge_roots([r for r in index.roots if r not in gone] + kept + new)
+    if (report.changed or report.duplicates or index.roots != roots_before
+            or not (Path(settings.index_dir) / "manifest.json").exists()):
         store.save(index, settings.index_dir)
     report.chunks = len(index.chunks)
     return index, report

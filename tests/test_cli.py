@@ -79,7 +79,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(cli_index, args, env, message)
 def test_asking_before_indexing_names_the_fix(tmp_path):
     r = rag("ask", "What did Macron say about China?", index_dir=tmp_path / "none")
     assert r.returncode == 1
-    assert "run `rag index seeds/`" in r.stderr
+    assert f"run `rag index seeds/ --index-dir {tmp_path / 'none'}`" in r.stderr  # this index
 
 
 def test_a_batch_goes_on_past_token_heavy_and_bad_questions(cli_index):

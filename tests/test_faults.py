@@ -3,7 +3,7 @@
 A save is killed at every step (in-process, by copying the index folder at each file operation,
 which is exactly what a SIGKILL at that moment leaves on disk) and `rag index` is SIGKILLed at
 random moments (a real process). Either way the index must load and be the old or the new
-version, whole. Damaged index files must give one line that names `rag index seeds/ --rebuild`,
+version, whole. Damaged index files must give one line that names `rag index --rebuild`,
 never a traceback and never an answer, and `--rebuild` must repair them.
 """
 
@@ -379,8 +379,8 @@ DAMAGE = {
         None,
     ),
     "manifest-newer-format": (
-        _edit_manifest(lambda m: m.update(version=2)),
-        "has index format version 2",
+        _edit_manifest(lambda m: m.update(version=99)),
+        "has index format version 99",
         None,
     ),
     "manifest-files-not-a-mapping": (
@@ -435,7 +435,7 @@ def assert_one_line_error(code: int, out: str, err: str, says: str) -> None:
     assert out == "", f"printed an answer from a damaged index: {out!r}"
     assert err.endswith("\n") and err.count("\n") == 1, err
     assert err.startswith("error: ") and says in err, err
-    assert "run `rag index seeds/ --rebuild`" in err, err
+    assert "run `rag index --rebuild --index-dir " in err, err
     assert "Traceback" not in err
 
 

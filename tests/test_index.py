@@ -124,7 +124,7 @@ def test_missing_and_damaged_indexes_name_the_fix(tmp_path, embedder, docs_copy)
     data = bytearray(vec.read_bytes())
     data[len(data) // 2] ^= 0xFF
     vec.write_bytes(bytes(data))
-    with pytest.raises(IndexCorrupt, match="checksum.*rag index seeds/ --rebuild"):
+    with pytest.raises(IndexCorrupt, match=r"checksum.*run `rag index --rebuild --index-dir .*docs/$"):
         load_index(s, embedder)
     vec.write_bytes(bytes(data[:100]))
     with pytest.raises(IndexCorrupt):
@@ -317,3 +317,19 @@ def test_an_index_of_the_previous_format_is_read_then_upgraded_keeping_every_doc
     index, report = update(s, embedder, [docs_copy])
     assert report.rebuilt and len(index.docs) == 3 and index.sentence_vectors is not None
     assert json.loads((folder / "manifest.json").read_text())["version"] == 2
+
+
+def test_two_folders_with_a_file_of_the_same_name_keep_both(tmp_path, embedder):
+    """notes.md in two folders, indexed in one run (as a rebuild of several folders is):
+    two documents, each chunk cut from its own text."""
+    for folder, fact in (("home", "The tomatoes went in on May 4."), ("work", "The release moved to June 9.")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "notes.md").write_text(f"# Notes\n\n{fact}\n", encoding="utf-8")
+    s = _settings(tmp_path)
+    index, report = update(s, embedder, [tmp_path / "home", tmp_path / "work"])
+    assert sorted(report.added) == ["notes", "notes-2"]
+    for idx in (index, load_index(s, embedder)):
+        assert sorted(Path(e.doc.source).parent.name for e in idx.docs.values()) == ["home", "work"]
+        assert len(idx.chunks) == 2
+        for c in idx.chunks:
+            assert idx.docs[c.doc_id].doc.text[c.start : c.end] == c.text
