@@ -178,17 +178,6 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
                          "evidence_k": s.evidence_k}, "summary": summary, "rows": rows}
 
 
-def table(results: dict[str, dict]) -> str:
-    names = list(results)
-    keys = list(next(iter(results.values()))["summary"])
-    width = max(len(k) for k in keys)
-    lines = [f"{'':{width}}  " + "  ".join(f"{n:>10}" for n in names)]
-    for k in keys:
-        vals = [results[n]["summary"][k] for n in names]
-        lines.append(f"{k:{width}}  " + "  ".join(f"{'-' if v is None else v:>10}" for v in vals))
-    return "\n".join(lines)
-
-
 HEADLINE = ("answer_accuracy", "cites_gold", "abstention_recall", "abstention_precision",
             "precision_when_answering")
 
@@ -303,7 +292,7 @@ def main(args, settings: Settings) -> int:
         for name, r in results.items():
             print(f"== {name} ==" if len(results) > 1 else "", end="\n" if len(results) > 1 else "")
             print(table(r))
-        for corpus_name, rows in results["default"]["rows"].items():
+        for rows in results["default"]["rows"].values():
             for r in rows:
                 if (r["answerable"] and not r["correct"]) or (not r["answerable"] and r["mode"] != "abstained"):
                     print(f"  miss {r['id']}: {r['question']} -> [{r['mode']}] {' '.join(r['answer'].split())[:120]}",

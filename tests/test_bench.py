@@ -6,8 +6,8 @@ from numbers import Number
 
 import pytest
 
-from rag import store
 from bench.speed import table
+from rag import store
 from rag.cli import main
 
 pytestmark = pytest.mark.slow

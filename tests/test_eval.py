@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from rag import Answer, Citation
 from bench.evaluate import citation_scores, load_gold, run
+from rag import Answer, Citation
 
 from .conftest import ROOT, file_text
 
