@@ -1,7 +1,7 @@
 """Question in, checked and cited `Answer` out.
 
     retrieve chunks -> pick evidence sentences -> does the evidence cover the question?
-      no  -> abstain ("The articles don't say ...")
+      no  -> abstain ("The documents don't say ...")
       yes -> the model answers from numbered sources; every sentence is checked against the
              sources it cites; if none survives, the best evidence sentences are the answer.
 """
@@ -31,10 +31,10 @@ from .verify import Checker, coverage
 log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = (
-    "You answer questions about news articles. Use only the numbered sources. "
+    "You answer questions about the user's documents. Use only the numbered sources. "
     "Answer in one or two short sentences, copying the words of the sources. "
     "End each sentence with the number of its source in brackets, like [1]. "
-    "If the sources do not answer the question, say: The articles don't say."
+    "If the sources do not answer the question, say: The documents don't say."
 )
 
 PROMPT_OVERHEAD = 48  # tokens the chat template adds around the messages
@@ -49,14 +49,14 @@ _FOLLOW_UP = re.compile(
 def check_question(question: str, settings: Settings) -> str:
     q = (question or "").strip()
     if not q:
-        raise InputError("the question is empty: type a question about the articles")
+        raise InputError("the question is empty: type a question about the documents")
     if len(q) > settings.max_question_chars:
         raise InputError(
             f"the question is {len(q):,} characters long; keep it under "
             f"{settings.max_question_chars:,} (RAG_MAX_QUESTION_CHARS)"
         )
     if not any(ch.isalnum() for ch in q):
-        raise InputError("the question has no words to search for: ask about the articles")
+        raise InputError("the question has no words to search for: ask about the documents")
     return q
 
 
@@ -132,11 +132,11 @@ class Pipeline:
             return Answer(question, text, mode, tuple(cited), r.query, dict(timings), note)
 
         if not r.evidence:
-            yield done((_dont_say(()), []), "abstained", "the index has no documents")
+            yield done((_dont_say((), s.collection), []), "abstained", "the index has no documents")
             return
         if not content_stems(question):
-            text = ("The question names nothing to look up. Ask about a person, a place or an "
-                    "event in the articles, for example: What did Macron say about China?")
+            text = ("The question names nothing to look up. Ask about something the documents "
+                    "mention: a name, a thing, an event.")
             yield done((text, []), "abstained", "no content words in the question")
             return
         v = self.embedder.embed([r.evidence[0].text, question, r.query])
@@ -145,7 +145,7 @@ class Pipeline:
         cov = coverage(question, r.evidence, retrieved, best_cos,
                        lambda word: self._closest_word(word, retrieved))
         if not cov.covered:
-            yield done((_dont_say(cov.missing), []), "abstained", cov.reason)
+            yield done((_dont_say(cov.missing, s.collection), []), "abstained", cov.reason)
             return
         quoted = compose.extractive(r.leads, r.ranked, self.retriever.next_sentence)
         if s.mode != "generate" or self.generator is None:
@@ -237,7 +237,10 @@ class Pipeline:
         ]
 
 
-def _dont_say(missing: Sequence[str]) -> str:
+def _dont_say(missing: Sequence[str], collection: str = "") -> str:
+    """The abstention, worded for any collection: "The documents don't say ..."; a named
+    collection (Settings.collection) is named."""
+    who = f"The documents in “{collection}”" if collection else "The documents"
     if missing:
-        return f"The articles don't say anything about {', '.join(missing[:3])}."
-    return "The articles don't say."
+        return f"{who} don't say anything about {', '.join(missing[:3])}."
+    return f"{who} don't say."

@@ -31,7 +31,7 @@ MIN_SUPPORT_COSINE = 0.7
 @dataclass(frozen=True)
 class Coverage:
     covered: bool
-    missing: tuple[str, ...]  # what the question asks about that the articles lack, as written
+    missing: tuple[str, ...]  # what the question asks about that the documents lack, as written
     reason: str
 
 
@@ -67,16 +67,16 @@ def coverage(
     if not sal.stems:
         return Coverage(False, (), "the question names nothing to look for")
     if best_cosine < MIN_EVIDENCE_COSINE:
-        return Coverage(False, (), "nothing in the articles is close to this question "
+        return Coverage(False, (), "nothing in the documents is close to this question "
                         f"(best match: cosine {best_cosine:.2f})")
     have = text_stems(retrieved_text)
     missing = tuple(surface.get(s, s) for s in sorted(sal.names | sal.numbers)
                     if not fuzzy_in(s, have))
     if missing:
-        return Coverage(False, missing, f"not in the articles: {', '.join(missing)}")
+        return Coverage(False, missing, f"not in the documents: {', '.join(missing)}")
     thing = focus(question)
     if thing and not fuzzy_in(stem(thing), have) and similarity(thing) < MIN_SYNONYM_COSINE:
-        return Coverage(False, (thing,), f"not in the articles: {thing}")
+        return Coverage(False, (thing,), f"not in the documents: {thing}")
     w = want(question)
     if not w.checkable:
         return Coverage(True, (), "")
@@ -97,7 +97,7 @@ def coverage(
     what = {"count": "number", "amount": "figure", "date": "date", "when": "time",
             "duration": "length of time"}[w.kind]
     about = (w.head,) if w.kind == "count" and w.head else ()
-    return Coverage(False, about, f"the articles give no {what}" + (f" of {w.head}" if about else "")
+    return Coverage(False, about, f"the documents give no {what}" + (f" of {w.head}" if about else "")
                     + " for this")
 
 

@@ -46,7 +46,7 @@ def test_ask_json_reads_many_questions_from_stdin(cli_index):
     for c in first["citations"]:
         assert file_text(c["source"])[c["start"] : c["end"]] == c["quote"]
     assert second["abstained"] and second["mode"] == "abstained" and second["citations"] == []
-    assert second["answer"].startswith("The articles don't say")
+    assert second["answer"].startswith("The documents don't say")
 
 
 def test_ask_prints_the_answer_and_its_numbered_sources(cli_index):

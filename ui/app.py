@@ -21,22 +21,11 @@ from rag import Answer, InputError, RagError, Settings
 from . import render
 from .api import ANSWERS, INDEX, add_endpoints
 from .assets import CSS, HEAD, PENDING_REF_JS, SCROLL_JS, theme
+from .collection import intro
 from .service import UPLOAD_TYPES, Service, megabytes
 
 log = logging.getLogger(__name__)
 
-TITLE = "News QA"
-EXAMPLES = [
-    "What did the two leaders clash over?",
-    "Where will Macron meet Trump?",
-    "Will France send combat troops to Ukraine?",
-    "Which countries were involved in the backchannel talks?",
-]
-HEADER = (
-    '<div class="rag-header"><h1>Ask the articles</h1>'
-    "<p>Answers come only from the indexed news articles. Each one is checked against the "
-    "sentence it cites: click a <b>[n]</b> or a source to read it highlighted in its article.</p></div>"
-)
 FOLLOW_UP_HINT = (
     '<div class="rag-hint">Follow-up questions ("what did he say next?") are searched '
     "together with the question before them.</div>"
@@ -47,6 +36,12 @@ PROGRESS = gr.Progress()  # gradio shows a progress bar for a handler with this 
 def build_app(service: Service) -> gr.Blocks:
     s = service.settings
     limit = megabytes(s.max_upload_bytes)
+    opening = intro(service.pipeline.index, s.collection)
+
+    def chat_intro():
+        """The empty chat's wording and examples, for the documents indexed now."""
+        now = intro(service.pipeline.index, s.collection)
+        return gr.update(placeholder=now.placeholder, examples=_examples(now.examples))
 
     # -- chat --------------------------------------------------------------------------
     def accept(question, messages):
@@ -138,16 +133,17 @@ def build_app(service: Service) -> gr.Blocks:
                 lines.append((True, service.add_upload(path, name, progress=step)))
             except RagError as e:
                 lines.append((False, str(e)))
-        return render.status_html(lines), *doc_views(), None
+        return render.status_html(lines), *doc_views(), None, chat_intro()
 
     def remove_doc(doc_id):
         if not doc_id:
-            return render.status_html([(False, "choose a document to remove first")]), *doc_views()
+            line = (False, "choose a document to remove first")
+            return render.status_html([line]), *doc_views(), gr.skip()
         try:
             line = (True, service.remove(doc_id))
         except RagError as e:
             line = (False, str(e))
-        return render.status_html([line]), *doc_views()
+        return render.status_html([line]), *doc_views(), chat_intro()
 
     # -- model -----------------------------------------------------------------------------
     def model_status():
@@ -167,6 +163,7 @@ def build_app(service: Service) -> gr.Blocks:
 
     def refresh():
         return (
+            chat_intro(),
             *doc_views(),
             gr.update(choices=service.model_choices(), value=service.gguf),
             model_status(),
@@ -174,10 +171,10 @@ def build_app(service: Service) -> gr.Blocks:
 
     # -- layout --------------------------------------------------------------------------
     private = {"api_visibility": "private"}
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=opening.title, analytics_enabled=False) as demo:
         questions = gr.State([])  # this conversation's earlier questions, per session
         pending = gr.State("")  # the question being answered
-        gr.HTML(HEADER)
+        gr.HTML(opening.header)
         with gr.Tabs():
             with gr.Tab("Ask"):
                 with gr.Row(equal_height=False):
@@ -193,12 +190,12 @@ def build_app(service: Service) -> gr.Blocks:
                             buttons=[],
                             feedback_options=None,
                             layout="panel",
-                            examples=[{"text": q} for q in EXAMPLES],
-                            placeholder="<b>Ask about the Macron–Trump meeting</b>, or pick an example:",
+                            examples=_examples(opening.examples),
+                            placeholder=opening.placeholder,
                         )
                         with gr.Row(equal_height=True):
                             box = gr.Textbox(
-                                placeholder="Ask a question about the articles…",
+                                placeholder=opening.prompt,
                                 label="Question",
                                 scale=6,
                                 max_lines=4,
@@ -312,7 +309,7 @@ def build_app(service: Service) -> gr.Blocks:
         files.upload(
             add_files,
             files,
-            [status, docs_html, pick, files],
+            [status, docs_html, pick, files, chat],
             concurrency_id=INDEX,
             concurrency_limit=1,
             **private,
@@ -320,17 +317,21 @@ def build_app(service: Service) -> gr.Blocks:
         remove_btn.click(
             remove_doc,
             pick,
-            [status, docs_html, pick],
+            [status, docs_html, pick, chat],
             concurrency_id=INDEX,
             concurrency_limit=1,
             **private,
         )
         docs_tab.select(doc_views, None, [docs_html, pick], queue=False, **private)
         load_btn.click(load_model, [model, typed], [model_msg, model, typed], **private)
-        demo.load(refresh, None, [docs_html, pick, model, model_msg], queue=False, **private)
+        demo.load(refresh, None, [chat, docs_html, pick, model, model_msg], queue=False, **private)
 
         add_endpoints(service)
     return demo
+
+
+def _examples(questions) -> list[dict] | None:
+    return [{"text": q} for q in questions] or None
 
 
 def _user(question: str) -> dict:
@@ -387,7 +388,7 @@ def launch(
             server_port=settings.port,
             share=False,
             auth=auth,
-            auth_message="Sign in to ask the articles." if auth else None,
+            auth_message="Sign in to ask the documents." if auth else None,
             theme=theme(),
             css=CSS,
             head=HEAD,
