@@ -105,7 +105,10 @@ def checked(
         if plain[:1].islower():
             plain = plain[0].upper() + plain[1:]
         low = plain.lower()
-        if not plain or "don't say" in low or "do not say" in low:
+        if "don't say" in low or "do not say" in low:
+            reasons.append("the model said the sources do not answer it")
+            continue
+        if not plain:
             continue
         sup = checker.support(plain, list(evidence), ns)
         if not sup.ok:
@@ -113,15 +116,15 @@ def checked(
             continue
         cited = [evidence[n - 1] for n in sup.cited]
         if max(e.score for e in cited) < floor:
-            reasons.append("it cites a source that does not answer the question")
+            reasons.append("it cites a source that matches the question less well than the best one")
             continue
         if plain not in [k[0] for k in kept]:
             kept.append((plain, cited))
     if not kept:
-        return None, "; ".join(dict.fromkeys(reasons)) or "empty"
+        return None, "; ".join(dict.fromkeys(reasons)) or "it has no complete sentence to check"
     if not any(evidence[0] in evs for _, evs in kept):
-        return None, "it did not use the best source"
+        return None, "it does not cite the best-matching source"
     answer_stems = set().union(*(text_stems(k[0]) for k in kept))
     if not content_stems(question) & answer_stems:
-        return None, "it does not address the question"
+        return None, "it shares no word with the question"
     return render(kept), ""

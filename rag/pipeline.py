@@ -24,9 +24,9 @@ from .generate import Generator, Message
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Index
-from .terms import STOPWORDS, content_stems, tokens
+from .terms import STOPWORDS, content_stems, text_stems, tokens
 from .types import Answer, Evidence, Passage
-from .verify import Checker, coverage
+from .verify import Checker, coverage, fuzzy_in
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class Pipeline:
         """Swap in an updated index (after documents are added or removed)."""
         self.index = index
         self.retriever = Retriever(index, self.embedder, self.settings.retrieval)
+        self._stems: tuple[Index, set[str]] | None = None  # the collection's stems, when needed
 
     # -- the two entry points ------------------------------------------------------------
     def ask(self, question: str, history: Sequence[str] = (), **overrides) -> Answer:
@@ -143,7 +144,7 @@ class Pipeline:
         best_cos = float(max(v[1] @ v[0], v[2] @ v[0]))
         retrieved = " ".join(p.chunk.text for p in r.passages)
         cov = coverage(question, r.evidence, retrieved, best_cos,
-                       lambda word: self._closest_word(word, retrieved))
+                       lambda word: self._closest_word(word, retrieved), self._in_collection)
         if not cov.covered:
             yield done((_dont_say(cov.missing, s.collection), []), "abstained", cov.reason)
             return
@@ -200,6 +201,13 @@ class Pipeline:
         k = s.evidence_k + len(parts) - 1
         ranked = sorted(evidence, key=lambda e: -e.score)
         return Retrieved(query, passages, ranked, evidence[:k], leads)
+
+    def _in_collection(self, term: str) -> bool:
+        """Whether a stem (or a close form of it) occurs in any indexed document."""
+        index = self.index  # an index swapped in meanwhile gets its own set
+        if self._stems is None or self._stems[0] is not index:
+            self._stems = (index, set().union(*(text_stems(e.doc.text) for e in index.docs.values())))
+        return fuzzy_in(term, self._stems[1])
 
     def _closest_word(self, word: str, text: str) -> float:
         """The highest cosine between `word` and any word of `text` (a synonym test)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"[^\W_]+(?:[-'’.,][^\W_]+)*", re.UNICODE)
@@ -47,7 +48,11 @@ def _stemmer():
 
 @functools.lru_cache(maxsize=50_000)
 def stem(word: str) -> str:
+    """A word's English stem, accents folded ("Élysée" and "Elysee" alike), possessive dropped."""
     w = word.lower().replace("’", "'")
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", w) if not unicodedata.combining(ch))
+    if folded.isascii():  # only Latin letters are folded; other scripts keep their marks
+        w = folded
     w = re.sub(r"'s$", "", w)
     if any(ch.isdigit() for ch in w):
         return w.replace(",", "")
