@@ -18,9 +18,11 @@ from itertools import zip_longest
 import numpy as np
 
 from . import compose
+from .chunking import split_sentences
 from .embed import CachedEmbedder, Embedder
 from .errors import InputError
 from .generate import Generator, Message
+from .language import foreign_language
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Index
@@ -57,7 +59,32 @@ def check_question(question: str, settings: Settings) -> str:
         )
     if not any(ch.isalnum() for ch in q):
         raise InputError("the question has no words to search for: ask about the documents")
+    language = foreign_language(q)
+    if language:
+        written = f"is written in {language}" if language.endswith("script") else (
+            "is not" if language == "another language" else f"reads as {language}")
+        raise InputError(f"ask in English: the embedding model and the answer checks read "
+                         f"English only, and this question {written}")
     return q
+
+
+def asking_part(question: str) -> str:
+    """The part of a question that asks: its sentences that end in "?" (else its last), without
+    asides in brackets. Names in the rest ("My colleague Priya asked me this on Tuesday.") are
+    mentioned in passing, and their absence from the documents is no reason to refuse. When
+    the asking sentence points back ("What did he say about it?"), the whole question asks.
+
+    >>> asking_part("I heard this from Priya. Where will they meet (in person)?")
+    'I heard this from Priya. Where will they meet?'
+    >>> asking_part("I read about the summit over lunch. Where will the leaders meet?")
+    'Where will the leaders meet?'
+    """
+    plain = re.sub(r"\s*\([^()]*\)", "", question).strip() or question
+    sentences = [plain[sp.start : sp.end] for sp in split_sentences(plain)]
+    asks = [x for x in sentences if x.rstrip().endswith("?")] or sentences[-1:]
+    if len(asks) == len(sentences) or any(_FOLLOW_UP.search(x) for x in asks):
+        return plain
+    return " ".join(asks)
 
 
 def retrieval_query(question: str, history: Sequence[str]) -> str:
@@ -143,7 +170,7 @@ class Pipeline:
         v = self.embedder.embed([r.evidence[0].text, question, r.query])
         best_cos = float(max(v[1] @ v[0], v[2] @ v[0]))
         retrieved = " ".join(p.chunk.text for p in r.passages)
-        cov = coverage(question, r.evidence, retrieved, best_cos,
+        cov = coverage(asking_part(question), r.evidence, retrieved, best_cos,
                        lambda word: self._closest_word(word, retrieved), self._in_collection)
         if not cov.covered:
             yield done((_dont_say(cov.missing, s.collection), []), "abstained", cov.reason)
