@@ -84,7 +84,7 @@ class Want:
 
     @property
     def checkable(self) -> bool:
-        """Whether evidence lacking this kind of answer means the articles don't say.
+        """Whether evidence lacking this kind of answer means the documents don't say.
         Places and people are only a ranking hint: too many words look like names."""
         return self.kind in ("count", "amount", "date", "when", "duration")
 

@@ -19,8 +19,8 @@ _PARTS = re.compile(r",?\s+and\s+(?=(?:what|where|when|who|whom|why|how|which)\b
 _ELABORATES = re.compile(r"(he|she|they|it|this|these|that|those|such|his|her|their)\b", re.I)
 # phrases small models put before an answer; they claim nothing, so they are dropped
 _PREAMBLE = re.compile(
-    r"^(according to (the )?(sources?|articles?|text)( \[\d+\])?,?\s*|"
-    r"(the )?(sources?|articles?|text)( cited| used| given)?( in the question)?"
+    r"^(according to (the )?(sources?|articles?|documents?|text)( \[\d+\])?,?\s*|"
+    r"(the )?(sources?|articles?|documents?|text)( cited| used| given)?( in the question)?"
     r" (says?|suggests?|states?|shows?|mentions?|notes?|reports?|are|is)\b( that)?:?\s*|"
     r"(the )?answer( to the question)? is\b:?\s*|answer:\s*|"
     r"it (only )?(says?|mentions?|states?|notes?)\b( that)?:?\s*)",
@@ -72,7 +72,7 @@ def extractive(
             score = scores.get((nxt.doc_id, nxt.start), 0.0)
             if score >= FOLLOW_ON * lead.score and len(leads) == 1:
                 chosen.append(dataclasses.replace(nxt, score=score))
-    if len(leads) == 1:  # the other article's best sentence, if it answers nearly as well
+    if len(leads) == 1:  # another document's best sentence, if it answers nearly as well
         other = next((e for e in ranked if e.doc_id != leads[0].doc_id), None)
         if other is not None and other.score >= OTHER_DOC * leads[0].score:
             chosen.append(other)

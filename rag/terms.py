@@ -31,7 +31,7 @@ STOPWORDS = frozenset(
 # Words a question uses to ask, not to say what it is about.
 QUESTION_WORDS = frozenset(
     """say says said tell tells told think thinks thought believe believes believed according
-    article articles text source sources mention mentions mentioned describe describes described
+    article articles document documents text source sources mention mentions mentioned describe describes described
     explain explains happen happened happens kind sort way ways thing things really exactly
     give gives given know known want wants wanted like also anything something stance view views
     opinion position plan plans planned role main two both get got make made go going come

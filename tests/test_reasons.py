@@ -166,3 +166,13 @@ def test_a_good_draft_over_a_wrapped_source_is_kept_with_no_reason(checker):
 def test_a_failed_draft_says_what_happened(checker, draft, why):
     rendered, reason = checked("How much water goes into the dough?", draft, evidence(), checker)
     assert rendered is None and reason == why
+
+
+def test_a_draft_that_opens_with_according_to_the_documents_is_checked_on_its_claim(checker):
+    """The prompt speaks of documents, so a model may too; the phrase claims nothing."""
+    evs = [sentence_with("Mix 100")]
+    draft = ("According to the documents, mix 100 grams of active starter with 350 grams of "
+             "water and 500 grams of bread flour [1].")
+    rendered, why = checked("How much water goes into the dough?", draft, evs, checker)
+    assert rendered is not None and why == ""
+    assert rendered[0].startswith("Mix 100 grams")
