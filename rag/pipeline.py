@@ -160,7 +160,9 @@ class Pipeline:
             return Answer(question, text, mode, tuple(cited), r.query, dict(timings), note)
 
         if not r.evidence:
-            yield done((_dont_say((), s.collection), []), "abstained", "the index has no documents")
+            why = ("the passages found only ask questions or give instructions; none states "
+                   "anything to quote") if self.index.docs else "the index has no documents"
+            yield done((_dont_say((), s.collection), []), "abstained", why)
             return
         if not content_stems(question):
             text = ("The question names nothing to look up. Ask about something the documents "

@@ -176,3 +176,17 @@ def test_a_draft_that_opens_with_according_to_the_documents_is_checked_on_its_cl
     rendered, why = checked("How much water goes into the dough?", draft, evs, checker)
     assert rendered is not None and why == ""
     assert rendered[0].startswith("Mix 100 grams")
+
+
+def test_no_documents_is_said_only_of_an_empty_index(embedder, tmp_path):
+    """A document of nothing but questions gives no evidence: that is not an empty index."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "open-questions.md").write_text(
+        "Open questions\n\nWhere did Okafor leave the oven key?\nWho left the bakery door open "
+        "on Sunday night?\n", encoding="utf-8")
+    settings = Settings.load(env={}, index_dir=str(tmp_path / "index"), mode="extractive")
+    update(settings, embedder, [str(tmp_path / "docs")])
+    pipeline = Pipeline(settings, load_index(settings, embedder), embedder)
+    answer = pipeline.ask("Where did Okafor leave the oven key?")
+    assert answer.abstained and answer.text == "The documents don't say."
+    assert "no documents" not in answer.note and "only ask questions" in answer.note
