@@ -312,6 +312,7 @@ def build_app(service: Service) -> gr.Blocks:
             [status, docs_html, pick, files, chat],
             concurrency_id=INDEX,
             concurrency_limit=1,
+            show_progress_on=[status, docs_html, pick, files],  # the chat only gets new wording
             **private,
         )
         remove_btn.click(
@@ -320,6 +321,7 @@ def build_app(service: Service) -> gr.Blocks:
             [status, docs_html, pick, chat],
             concurrency_id=INDEX,
             concurrency_limit=1,
+            show_progress_on=[status, docs_html, pick],
             **private,
         )
         docs_tab.select(doc_views, None, [docs_html, pick], queue=False, **private)
