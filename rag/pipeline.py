@@ -33,7 +33,7 @@ from .verify import Checker, coverage, fuzzy_in
 log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = (
-    "You answer questions about the user's documents. Use only the numbered sources. "
+    "You answer questions using only the numbered sources. "
     "Answer in one or two short sentences, copying the words of the sources. "
     "End each sentence with the number of its source in brackets, like [1]. "
     "If the sources do not answer the question, say: The documents don't say."
