@@ -1,4 +1,4 @@
-"""Offline question answering over your own articles, with every claim cited to its passage.
+"""Offline question answering over your own documents, with every claim cited to its passage.
 
     >>> from rag import Settings, open_pipeline
     >>> answer = open_pipeline(Settings.load()).ask("What did Macron say about China?")

@@ -36,8 +36,9 @@ WHEN = re.compile(
 _NUM = r"(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|several|many|few)"
 _ORD = r"(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(st|nd|rd|th))"
 DURATION = re.compile(
-    rf"\b{_NUM}[- ](\w+[- ])?(hours?|days?|weeks?|months?|years?|decades?)\b|"
-    rf"\b{_ORD} (hour|day|week|month|year|decade)\b|\bsince (19|20)\d\d\b",
+    rf"\b{_NUM}[- ](\w+[- ])?(seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?)\b|"
+    rf"\b{_ORD} (second|minute|hour|day|week|month|year|decade)\b|\bsince (19|20)\d\d\b|"
+    r"\ban hour\b",  # the one unit that takes "an" ("a day" is as often a rate as a length)
     re.IGNORECASE,
 )
 
@@ -83,7 +84,7 @@ class Want:
 
     @property
     def checkable(self) -> bool:
-        """Whether evidence lacking this kind of answer means the articles don't say.
+        """Whether evidence lacking this kind of answer means the documents don't say.
         Places and people are only a ranking hint: too many words look like names."""
         return self.kind in ("count", "amount", "date", "when", "duration")
 

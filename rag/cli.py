@@ -26,13 +26,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=["generate", "extractive"], help="answer mode (RAG_MODE)")
     g.add_argument("--retrieval", choices=["hybrid", "dense", "bm25"], help="RAG_RETRIEVAL")
     g.add_argument("--chunk-size", type=int, help="characters per chunk (RAG_CHUNK_SIZE)")
+    g.add_argument("--collection", help='a name for the indexed documents, e.g. "Kitchen notes" '
+                   "(RAG_COLLECTION; default: the documents)")
     g.add_argument("--threads", dest="n_threads", type=int, help="llama.cpp threads (default: all cores)")
     g.add_argument("-v", "--verbose", action="store_true", help="log what happens")
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
     keys = ("index_dir", "embed_model", "gguf", "llm_url", "top_k", "evidence_k", "mode",
-            "retrieval", "chunk_size", "n_threads")
+            "retrieval", "chunk_size", "n_threads", "collection")
     return Settings.load(**{k: getattr(args, k, None) for k in keys}, **extra)
 
 
@@ -178,7 +180,7 @@ def format_answer(answer) -> str:
                      f"characters {c.start}-{c.end})")
         lines.append(f'    "{c.quote}"')
     badge = {"generated": "checked answer", "extractive": "quoted from the sources",
-             "abstained": "the articles don't say"}[answer.mode]
+             "abstained": "the documents don't say"}[answer.mode]
     lines.append(f"({badge}; {answer.timings.get('total_ms', 0):.0f} ms)")
     return "\n".join(lines) + "\n"
 

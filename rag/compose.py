@@ -19,8 +19,8 @@ _PARTS = re.compile(r",?\s+and\s+(?=(?:what|where|when|who|whom|why|how|which)\b
 _ELABORATES = re.compile(r"(he|she|they|it|this|these|that|those|such|his|her|their)\b", re.I)
 # phrases small models put before an answer; they claim nothing, so they are dropped
 _PREAMBLE = re.compile(
-    r"^(according to (the )?(sources?|articles?|text)( \[\d+\])?,?\s*|"
-    r"(the )?(sources?|articles?|text)( cited| used| given)?( in the question)?"
+    r"^(according to (the )?(sources?|articles?|documents?|text)( \[\d+\])?,?\s*|"
+    r"(the )?(sources?|articles?|documents?|text)( cited| used| given)?( in the question)?"
     r" (says?|suggests?|states?|shows?|mentions?|notes?|reports?|are|is)\b( that)?:?\s*|"
     r"(the )?answer( to the question)? is\b:?\s*|answer:\s*|"
     r"it (only )?(says?|mentions?|states?|notes?)\b( that)?:?\s*)",
@@ -72,7 +72,7 @@ def extractive(
             score = scores.get((nxt.doc_id, nxt.start), 0.0)
             if score >= FOLLOW_ON * lead.score and len(leads) == 1:
                 chosen.append(dataclasses.replace(nxt, score=score))
-    if len(leads) == 1:  # the other article's best sentence, if it answers nearly as well
+    if len(leads) == 1:  # another document's best sentence, if it answers nearly as well
         other = next((e for e in ranked if e.doc_id != leads[0].doc_id), None)
         if other is not None and other.score >= OTHER_DOC * leads[0].score:
             chosen.append(other)
@@ -106,7 +106,10 @@ def checked(
         if plain[:1].islower():
             plain = plain[0].upper() + plain[1:]
         low = plain.lower()
-        if not plain or "don't say" in low or "do not say" in low:
+        if "don't say" in low or "do not say" in low:
+            reasons.append("the model said the sources do not answer it")
+            continue
+        if not plain:
             continue
         sup = checker.support(plain, list(evidence), ns)
         if not sup.ok:
@@ -114,15 +117,15 @@ def checked(
             continue
         cited = [evidence[n - 1] for n in sup.cited]
         if max(e.score for e in cited) < floor:
-            reasons.append("it cites a source that does not answer the question")
+            reasons.append("it cites a source that matches the question less well than the best one")
             continue
         if plain not in [k[0] for k in kept]:
             kept.append((plain, cited))
     if not kept:
-        return None, "; ".join(dict.fromkeys(reasons)) or "empty"
+        return None, "; ".join(dict.fromkeys(reasons)) or "it has no complete sentence to check"
     if not any(evidence[0] in evs for _, evs in kept):
-        return None, "it did not use the best source"
+        return None, "it does not cite the best-matching source"
     answer_stems = set().union(*(text_stems(k[0]) for k in kept))
     if not content_stems(question) & answer_stems:
-        return None, "it does not address the question"
+        return None, "it shares no word with the question"
     return render(kept), ""

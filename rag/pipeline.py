@@ -1,7 +1,7 @@
 """Question in, checked and cited `Answer` out.
 
     retrieve chunks -> pick evidence sentences -> does the evidence cover the question?
-      no  -> abstain ("The articles don't say ...")
+      no  -> abstain ("The documents don't say ...")
       yes -> the model answers from numbered sources; every sentence is checked against the
              sources it cites; if none survives, the best evidence sentences are the answer.
 """
@@ -18,23 +18,25 @@ from itertools import zip_longest
 import numpy as np
 
 from . import compose
+from .chunking import split_sentences
 from .embed import CachedEmbedder, Embedder
 from .errors import InputError
 from .generate import Generator, Message
+from .language import foreign_language
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Index
-from .terms import STOPWORDS, content_stems, tokens
+from .terms import STOPWORDS, content_stems, text_stems, tokens
 from .types import Answer, Evidence, Passage
-from .verify import Checker, coverage
+from .verify import Checker, coverage, fuzzy_in
 
 log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = (
-    "You answer questions about news articles. Use only the numbered sources. "
+    "You answer questions using only the numbered sources. "
     "Answer in one or two short sentences, copying the words of the sources. "
     "End each sentence with the number of its source in brackets, like [1]. "
-    "If the sources do not answer the question, say: The articles don't say."
+    "If the sources do not answer the question, say: The documents don't say."
 )
 
 PROMPT_OVERHEAD = 48  # tokens the chat template adds around the messages
@@ -49,15 +51,40 @@ _FOLLOW_UP = re.compile(
 def check_question(question: str, settings: Settings) -> str:
     q = (question or "").strip()
     if not q:
-        raise InputError("the question is empty: type a question about the articles")
+        raise InputError("the question is empty: type a question about the documents")
     if len(q) > settings.max_question_chars:
         raise InputError(
             f"the question is {len(q):,} characters long; keep it under "
             f"{settings.max_question_chars:,} (RAG_MAX_QUESTION_CHARS)"
         )
     if not any(ch.isalnum() for ch in q):
-        raise InputError("the question has no words to search for: ask about the articles")
+        raise InputError("the question has no words to search for: ask about the documents")
+    language = foreign_language(q)
+    if language:
+        written = f"is written in {language}" if language.endswith("script") else (
+            "is not" if language == "another language" else f"reads as {language}")
+        raise InputError(f"ask in English: the embedding model and the answer checks read "
+                         f"English only, and this question {written}")
     return q
+
+
+def asking_part(question: str) -> str:
+    """The part of a question that asks: its sentences that end in "?" (else its last), without
+    asides in brackets. Names in the rest ("My colleague Priya asked me this on Tuesday.") are
+    mentioned in passing, and their absence from the documents is no reason to refuse. When
+    the asking sentence points back ("What did he say about it?"), the whole question asks.
+
+    >>> asking_part("I heard this from Priya. Where will they meet (in person)?")
+    'I heard this from Priya. Where will they meet?'
+    >>> asking_part("I read about the summit over lunch. Where will the leaders meet?")
+    'Where will the leaders meet?'
+    """
+    plain = re.sub(r"\s*\([^()]*\)", "", question).strip() or question
+    sentences = [plain[sp.start : sp.end] for sp in split_sentences(plain)]
+    asks = [x for x in sentences if x.rstrip().endswith("?")] or sentences[-1:]
+    if len(asks) == len(sentences) or any(_FOLLOW_UP.search(x) for x in asks):
+        return plain
+    return " ".join(asks)
 
 
 def retrieval_query(question: str, history: Sequence[str]) -> str:
@@ -102,6 +129,7 @@ class Pipeline:
         """Swap in an updated index (after documents are added or removed)."""
         self.index = index
         self.retriever = Retriever(index, self.embedder, self.settings.retrieval)
+        self._stems: tuple[Index, set[str]] | None = None  # the collection's stems, when needed
 
     # -- the two entry points ------------------------------------------------------------
     def ask(self, question: str, history: Sequence[str] = (), **overrides) -> Answer:
@@ -137,11 +165,13 @@ class Pipeline:
             return Answer(question, text, mode, tuple(cited), r.query, dict(timings), note, final)
 
         if not r.evidence:
-            yield done((_dont_say(()), []), "abstained", "the index has no documents")
+            why = ("the passages found only ask questions or give instructions; none states "
+                   "anything to quote") if self.index.docs else "the index has no documents"
+            yield done((_dont_say((), s.collection), []), "abstained", why)
             return
         if not content_stems(question):
-            text = ("The question names nothing to look up. Ask about a person, a place or an "
-                    "event in the articles, for example: What did Macron say about China?")
+            text = ("The question names nothing to look up. Ask about something the documents "
+                    "mention: a name, a thing, an event.")
             yield done((text, []), "abstained", "no content words in the question")
             return
         top = r.evidence[0]
@@ -151,10 +181,10 @@ class Pipeline:
             e = self.embedder.embed([top.text])[0]
         best_cos = float(max(q[0] @ e, q[1] @ e))
         retrieved = " ".join(p.chunk.text for p in r.passages)
-        cov = coverage(question, r.evidence, retrieved, best_cos,
-                       lambda word: self._closest_word(word, retrieved))
+        cov = coverage(asking_part(question), r.evidence, retrieved, best_cos,
+                       lambda word: self._closest_word(word, retrieved), self._in_collection)
         if not cov.covered:
-            yield done((_dont_say(cov.missing), []), "abstained", cov.reason)
+            yield done((_dont_say(cov.missing, s.collection), []), "abstained", cov.reason)
             return
         quoted = compose.extractive(r.leads, r.ranked, self.retriever.next_sentence)
         if s.mode != "generate" or self.generator is None:
@@ -212,6 +242,13 @@ class Pipeline:
         ranked = sorted(evidence, key=lambda e: -e.score)
         return Retrieved(query, passages, ranked, evidence[:k], leads)
 
+    def _in_collection(self, term: str) -> bool:
+        """Whether a stem (or a close form of it) occurs in any indexed document."""
+        index = self.index  # an index swapped in meanwhile gets its own set
+        if self._stems is None or self._stems[0] is not index:
+            self._stems = (index, set().union(*(text_stems(e.doc.text) for e in index.docs.values())))
+        return fuzzy_in(term, self._stems[1])
+
     def _closest_word(self, word: str, text: str) -> float:
         """The highest cosine between `word` and any word of `text` (a synonym test)."""
         words = sorted({t.lower() for t in tokens(text) if t.lower() not in STOPWORDS})
@@ -248,7 +285,10 @@ class Pipeline:
         ]
 
 
-def _dont_say(missing: Sequence[str]) -> str:
+def _dont_say(missing: Sequence[str], collection: str = "") -> str:
+    """The abstention, worded for any collection: "The documents don't say ..."; a named
+    collection (Settings.collection) is named."""
+    who = f"The documents in “{collection}”" if collection else "The documents"
     if missing:
-        return f"The articles don't say anything about {', '.join(missing[:3])}."
-    return "The articles don't say."
+        return f"{who} don't say anything about {', '.join(missing[:3])}."
+    return f"{who} don't say."

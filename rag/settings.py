@@ -22,6 +22,7 @@ class Settings:
     gguf: str = ""  # a GGUF file; "" = bundled SmolLM2-135M-Instruct
     models_dir: str = "models"  # the UI offers every .gguf found here
     allow_model_switch: bool = False  # may UI users load another model for everyone? (rag serve)
+    collection: str = ""  # a name for the indexed documents, for the UI and "don't say" answers
     llm_url: str = ""  # an OpenAI-compatible server (http://HOST:PORT/v1) instead of llama.cpp
     llm_timeout: float = 60.0
     chunk_size: int = 600  # characters per chunk, whole sentences

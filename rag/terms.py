@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"[^\W_]+(?:[-'’.,][^\W_]+)*", re.UNICODE)
@@ -30,7 +31,7 @@ STOPWORDS = frozenset(
 # Words a question uses to ask, not to say what it is about.
 QUESTION_WORDS = frozenset(
     """say says said tell tells told think thinks thought believe believes believed according
-    article articles text source sources mention mentions mentioned describe describes described
+    article articles document documents text source sources mention mentions mentioned describe describes described
     explain explains happen happened happens kind sort way ways thing things really exactly
     give gives given know known want wants wanted like also anything something stance view views
     opinion position plan plans planned role main two both get got make made go going come
@@ -47,7 +48,11 @@ def _stemmer():
 
 @functools.lru_cache(maxsize=50_000)
 def stem(word: str) -> str:
+    """A word's English stem, accents folded ("Élysée" and "Elysee" alike), possessive dropped."""
     w = word.lower().replace("’", "'")
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", w) if not unicodedata.combining(ch))
+    if folded.isascii():  # only Latin letters are folded; other scripts keep their marks
+        w = folded
     w = re.sub(r"'s$", "", w)
     if any(ch.isdigit() for ch in w):
         return w.replace(",", "")

@@ -31,7 +31,7 @@ MIN_SUPPORT_COSINE = 0.7
 @dataclass(frozen=True)
 class Coverage:
     covered: bool
-    missing: tuple[str, ...]  # what the question asks about that the articles lack, as written
+    missing: tuple[str, ...]  # what the question asks about that no document has, as written
     reason: str
 
 
@@ -56,27 +56,34 @@ def coverage(
     retrieved_text: str,
     best_cosine: float,
     similarity: Callable[[str], float] = lambda word: 0.0,
+    elsewhere: Callable[[str], bool] = lambda stem: True,
 ) -> Coverage:
     """Can the evidence answer the question? Four signals, any of which says no:
     the best sentence is unrelated; a name or number asked about is absent; the thing asked
     for ("the capital of France") is absent, as a word or a near synonym (`similarity` gives a
     word's closest cosine to the retrieved words); the answer the question wants (a count of
-    soldiers, a date) is nowhere in the evidence."""
+    soldiers, a date) is nowhere in the evidence.
+
+    `elsewhere(stem)` says whether a stem occurs anywhere in the collection, so that a reason
+    claims "not in the documents" only when that is so; a term found elsewhere is reported as
+    missing from the passages found, not from the documents."""
     sal = salient_terms(question)
-    surface = {stem(t): t for t in tokens(question)}
+    surface = {}  # stem -> the word as the question writes it, in the question's order
+    for t in tokens(question):
+        surface.setdefault(stem(t), t)
     if not sal.stems:
         return Coverage(False, (), "the question names nothing to look for")
     if best_cosine < MIN_EVIDENCE_COSINE:
-        return Coverage(False, (), "nothing in the articles is close to this question "
+        return Coverage(False, (), "no sentence found is close to this question "
                         f"(best match: cosine {best_cosine:.2f})")
     have = text_stems(retrieved_text)
-    missing = tuple(surface.get(s, s) for s in sorted(sal.names | sal.numbers)
-                    if not fuzzy_in(s, have))
+    asked = sorted(sal.names | sal.numbers, key=lambda s: list(surface).index(s) if s in surface else len(surface))
+    missing = [s for s in asked if not fuzzy_in(s, have)]
     if missing:
-        return Coverage(False, missing, f"not in the articles: {', '.join(missing)}")
+        return _absent([surface.get(s, s) for s in missing], missing, elsewhere)
     thing = focus(question)
     if thing and not fuzzy_in(stem(thing), have) and similarity(thing) < MIN_SYNONYM_COSINE:
-        return Coverage(False, (thing,), f"not in the articles: {thing}")
+        return _absent([thing], [stem(thing)], elsewhere)
     w = want(question)
     if not w.checkable:
         return Coverage(True, (), "")
@@ -96,9 +103,22 @@ def coverage(
             return Coverage(True, (), "")
     what = {"count": "number", "amount": "figure", "date": "date", "when": "time",
             "duration": "length of time"}[w.kind]
-    about = (w.head,) if w.kind == "count" and w.head else ()
-    return Coverage(False, about, f"the articles give no {what}" + (f" of {w.head}" if about else "")
-                    + " for this")
+    of = f" of {w.head}" if w.kind == "count" and w.head else ""
+    return Coverage(False, (), f"the best-matching sentences give no {what}{of} for this")
+
+
+def _absent(words: list[str], stems: list[str], elsewhere: Callable[[str], bool]) -> Coverage:
+    """Abstain for terms missing from the passages found, saying truly where they are missing:
+    from every document, or only from the passages found. Only the first kind is named in the
+    answer ("The documents don't say anything about X")."""
+    nowhere = [w for w, s in zip(words, stems, strict=True) if not elsewhere(s)]
+    found = [w for w in words if w not in nowhere]
+    reasons = []
+    if nowhere:
+        reasons.append(f"not in the documents: {', '.join(nowhere)}")
+    if found:
+        reasons.append(f"not in the passages found for this question: {', '.join(found)}")
+    return Coverage(False, tuple(nowhere), "; ".join(reasons))
 
 
 def split_markers(sentence: str) -> tuple[str, list[int]]:
@@ -122,10 +142,17 @@ _REPORTING = (
     r"insisted|insists|told|tells|wants?|wanted|sees|saw|fears?|feared|hopes?|hoped|"
     r"plans?|planned|criticized|criticizes|noted|notes|reiterated|reiterates|offered|offers)"
 )
-_SPEAKER = re.compile(
-    rf"\b([A-Z][\w’'.-]+)(?:\s+(?:also|has|had|once|then|further|reportedly)){{0,2}}\s+{_REPORTING}\b"
+_SPEAKER = re.compile(  # "Macron said", "Macron, speaking in Paris, said", "said Macron"
+    rf"\b([A-Z][\w’'.-]+)(?:,[^,.;:!?]{{1,80}},)?"
+    rf"(?:\s+(?:also|has|had|once|then|further|reportedly)){{0,2}}\s+{_REPORTING}\b"
     rf"|\b{_REPORTING},?\s+([A-Z][\w’'.-]+)"
 )
+
+
+def _name_sources(ns: list[int]) -> str:
+    """ "source [2]" or "sources [1][3]": a reason names the sources it was checked against."""
+    marks = "".join(f"[{n}]" for n in ns)
+    return f"source {marks}" if len(ns) == 1 else f"sources {marks}" if ns else "the sources"
 
 
 def _negated(text: str) -> bool:
@@ -167,24 +194,27 @@ class Checker:
         """Is `sentence` supported by the `cited` sentences together (numbered `ns`)?"""
         sal = salient_terms(sentence)
         words = content_stems(sentence)
+        src = _name_sources(ns)
         if len(words) < 2:
-            return Support(False, tuple(ns), "too short to carry a claim")
+            return Support(False, tuple(ns), "a sentence of fewer than two content words")
         source = " ".join(e.text for e in cited)
         have = text_stems(source)
         surface = {stem(t): t for t in tokens(sentence)}  # report words as written, not stems
         loose = sorted(surface.get(s, s) for s in (sal.names | sal.numbers) - have)
         if loose:
-            return Support(False, tuple(ns), f"names or numbers not in the source: {', '.join(loose)}")
+            return Support(False, tuple(ns), f"names or numbers not in {src}: {', '.join(loose)}")
         share = len(words & have) / len(words)
         if share < MIN_SUPPORT_WORDS:
-            return Support(False, tuple(ns), f"only {share:.0%} of its words are in the source")
+            return Support(False, tuple(ns), f"only {share:.0%} of its words are in {src}")
         if _negated(sentence) != _negated(source):
-            return Support(False, tuple(ns), "it negates what the source says, or the reverse")
+            which = f"it has a negation that {src} lacks" if _negated(sentence) else (
+                f"{src} has a negation that it lacks")
+            return Support(False, tuple(ns), which)
         speakers = _speakers(sentence) - _speakers(source)
         if speakers:
-            return Support(False, tuple(ns), f"the source does not say {', '.join(sorted(speakers))} said it")
+            return Support(False, tuple(ns), f"{src} does not say that {', '.join(sorted(speakers))} said it")
         vecs = self.embedder.embed([sentence, *[e.text for e in cited]])
         cos = float(np.max(vecs[1:] @ vecs[0]))
         if cos < MIN_SUPPORT_COSINE:
-            return Support(False, tuple(ns), f"meaning differs from the source (cosine {cos:.2f})")
+            return Support(False, tuple(ns), f"its meaning is far from {src} (cosine {cos:.2f})")
         return Support(True, tuple(ns), "")

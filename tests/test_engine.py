@@ -66,7 +66,7 @@ def test_seed_questions_get_correct_cited_answers(pipeline, question, facts, sen
 def test_the_engine_abstains_when_the_articles_do_not_say(pipeline, question):
     answer = pipeline.ask(question)
     assert answer.abstained and answer.mode == "abstained"
-    assert answer.text.startswith("The articles don't say")
+    assert answer.text.startswith("The documents don't say")
     assert answer.citations == ()
 
 

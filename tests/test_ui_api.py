@@ -270,7 +270,7 @@ def test_ask_abstains_when_the_articles_do_not_say(client):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (("   ",), "the question is empty: type a question about the articles"),
+        (("   ",), "the question is empty: type a question about the documents"),
         (("Where will Macron meet Trump?", [], 0), "top-k must be between 1 and 50, not 0"),
         (
             ("Where will Macron meet Trump?", [], 5, "poetry"),

@@ -250,6 +250,12 @@ def test_upload_in_the_documents_tab_then_ask_about_it(visit, tmp_path):
     assert "scan" not in page.inner_text("#rag-docs")
 
     page.get_by_role("tab", name="Ask").click()
+    from playwright.sync_api import expect
+
+    # the empty chat names the indexed documents, the new one among them
+    expect(page.locator("#rag-chat")).to_contain_text(
+        "“Lunar Research Station Opens Near Shackleton Crater”"
+    )
     visit.ask("Where did the European Space Agency open a research station?")
     assert (
         "Lunar Research Station" in page.locator("#rag-chat .rag-source-title").first.inner_text()

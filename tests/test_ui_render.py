@@ -71,7 +71,7 @@ def test_answer_links_each_marker_to_its_span_and_lists_the_source():
     [
         ("generated", "checked"),
         ("extractive", "quoted from the sources"),
-        ("abstained", "the articles don&#x27;t say"),
+        ("abstained", "the documents don&#x27;t say"),
     ],
 )
 def test_each_answer_carries_a_badge_for_its_path(mode, label):

@@ -21,23 +21,12 @@ from rag import Answer, InputError, RagError, Settings
 from . import render
 from .api import ANSWERS, INDEX, add_endpoints
 from .assets import CSS, HEAD, PENDING_REF_JS, SCROLL_JS, theme
+from .collection import intro
 from .service import SWITCH_OFF, UPLOAD_TYPES, Service, megabytes
 from .throttle import login_throttle
 
 log = logging.getLogger(__name__)
 
-TITLE = "News QA"
-EXAMPLES = [
-    "What did the two leaders clash over?",
-    "Where will Macron meet Trump?",
-    "Will France send combat troops to Ukraine?",
-    "Which countries were involved in the backchannel talks?",
-]
-HEADER = (
-    '<div class="rag-header"><h1>Ask the articles</h1>'
-    "<p>Answers come only from the indexed news articles. Each one is checked against the "
-    "sentence it cites: click a <b>[n]</b> or a source to read it highlighted in its article.</p></div>"
-)
 FOLLOW_UP_HINT = (
     '<div class="rag-hint">Follow-up questions ("what did he say next?") are searched '
     "together with the question before them.</div>"
@@ -48,6 +37,12 @@ def build_app(service: Service) -> gr.Blocks:
     s = service.settings
     limit = megabytes(s.max_upload_bytes)
     switching = s.allow_model_switch and not s.llm_url
+    opening = intro(service.pipeline.index, s.collection)
+
+    def chat_intro():
+        """The empty chat's wording and examples, for the documents indexed now."""
+        now = intro(service.pipeline.index, s.collection)
+        return gr.update(placeholder=now.placeholder, examples=_examples(now.examples))
 
     # -- chat --------------------------------------------------------------------------
     def accept(question, messages):
@@ -136,20 +131,21 @@ def build_app(service: Service) -> gr.Blocks:
 
     def watch_uploads(job_ids):
         """Every second while this page's uploads are indexed: their progress, and once all
-        are done, the refreshed document list."""
+        are done, the refreshed document list and the chat's wording for them."""
         jobs = service.upload_jobs(job_ids)
         if any(not j.finished for j in jobs):
-            return render.uploads_html(jobs), gr.skip(), gr.skip(), gr.Timer(active=True)
-        return render.uploads_html(jobs), *doc_views(), gr.Timer(active=False)
+            return render.uploads_html(jobs), gr.skip(), gr.skip(), gr.Timer(active=True), gr.skip()
+        return render.uploads_html(jobs), *doc_views(), gr.Timer(active=False), chat_intro()
 
     def remove_doc(doc_id):
         if not doc_id:
-            return render.status_html([(False, "choose a document to remove first")]), *doc_views()
+            line = (False, "choose a document to remove first")
+            return render.status_html([line]), *doc_views(), gr.skip()
         try:
             line = (True, service.remove(doc_id))
         except RagError as e:
             line = (False, str(e))
-        return render.status_html([line]), *doc_views()
+        return render.status_html([line]), *doc_views(), chat_intro()
 
     # -- model -----------------------------------------------------------------------------
     def model_status():
@@ -166,17 +162,17 @@ def build_app(service: Service) -> gr.Blocks:
         )
 
     def refresh():
-        views = (*doc_views(), model_status())
+        views = (chat_intro(), *doc_views(), model_status())
         if not switching:
             return views
         return (*views, gr.update(choices=list(service.models()), value=service.model))
 
     # -- layout --------------------------------------------------------------------------
     private = {"api_visibility": "private"}
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=opening.title, analytics_enabled=False) as demo:
         questions = gr.State([])  # this conversation's earlier questions, per session
         pending = gr.State("")  # the question being answered
-        gr.HTML(HEADER)
+        gr.HTML(opening.header)
         with gr.Tabs():
             with gr.Tab("Ask"):
                 with gr.Row(equal_height=False):
@@ -192,12 +188,12 @@ def build_app(service: Service) -> gr.Blocks:
                             buttons=[],
                             feedback_options=None,
                             layout="panel",
-                            examples=[{"text": q} for q in EXAMPLES],
-                            placeholder="<b>Ask about the Macron–Trump meeting</b>, or pick an example:",
+                            examples=_examples(opening.examples),
+                            placeholder=opening.placeholder,
                         )
                         with gr.Row(equal_height=True):
                             box = gr.Textbox(
-                                placeholder="Ask a question about the articles…",
+                                placeholder=opening.prompt,
                                 label="Question",
                                 scale=6,
                                 max_lines=4,
@@ -326,7 +322,7 @@ def build_app(service: Service) -> gr.Blocks:
         watch.tick(
             watch_uploads,
             uploads,
-            [status, docs_html, pick, watch],
+            [status, docs_html, pick, watch, chat],
             queue=False,
             show_progress="hidden",
             **private,
@@ -334,19 +330,24 @@ def build_app(service: Service) -> gr.Blocks:
         remove_btn.click(
             remove_doc,
             pick,
-            [status, docs_html, pick],
+            [status, docs_html, pick, chat],
             concurrency_id=INDEX,
             concurrency_limit=1,
+            show_progress_on=[status, docs_html, pick],
             **private,
         )
         docs_tab.select(doc_views, None, [docs_html, pick], queue=False, **private)
         if model is not None:
             load_btn.click(load_model, model, [model_msg, model], **private)
-        shown = [docs_html, pick, model_msg, *([model] if model is not None else [])]
+        shown = [chat, docs_html, pick, model_msg, *([model] if model is not None else [])]
         demo.load(refresh, None, shown, queue=False, **private)
 
         add_endpoints(service)
     return demo
+
+
+def _examples(questions) -> list[dict] | None:
+    return [{"text": q} for q in questions] or None
 
 
 def _user(question: str) -> dict:
@@ -403,7 +404,7 @@ def launch(
             server_port=settings.port,
             share=False,
             auth=auth,
-            auth_message="Sign in to ask the articles." if auth else None,
+            auth_message="Sign in to ask the documents." if auth else None,
             theme=theme(),
             css=CSS,
             head=HEAD,

@@ -1,11 +1,11 @@
-"""Pure HTML for the chat UI: answers, drafts, sources, the article viewer, the document list.
+"""Pure HTML for the chat UI: answers, drafts, sources, the document viewer, the document list.
 
 Every piece of text that comes from a question, a model or a document is escaped here, so the
 rest of the UI only ever handles finished HTML. No gradio, no I/O: these are plain functions.
 
 Citation links carry their target in the href (the chat's HTML sanitizer drops data-*
 attributes): ``#rag-source/<doc_id>/<start>/<end>/<digest>``. The digest is a short hash of the
-cited text, so the viewer can tell when an article changed after the answer was given.
+cited text, so the viewer can tell when a document changed after the answer was given.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ BADGES = {  # mode -> (label, what it means, shown as a tooltip)
         "checked",
         "Written by the model; every sentence was checked against the source it cites.",
     ),
-    "extractive": ("quoted from the sources", "Sentences copied word for word from the articles."),
+    "extractive": ("quoted from the sources", "Sentences copied word for word from the documents."),
     "abstained": (
-        "the articles don't say",
-        "No passage in the indexed articles answers this question.",
+        "the documents don't say",
+        "No passage in the indexed documents answers this question.",
     ),
 }
 
@@ -38,7 +38,7 @@ SCORE_HELP = "How closely this sentence matches the question; higher is closer"
 
 VIEWER_HINT = (
     '<div class="rag-viewer-empty">Click a <b>[n]</b> marker or a source under an answer '
-    "to read it here, highlighted in its article.</div>"
+    "to read it here, highlighted in its document.</div>"
 )
 
 
@@ -86,7 +86,7 @@ def waiting_html() -> str:
 
 
 def pending_html() -> str:
-    return '<div class="rag-pending">Searching the articles…</div>'
+    return '<div class="rag-pending">Searching the documents…</div>'
 
 
 def draft_html(draft: str) -> str:
@@ -132,7 +132,7 @@ def sources_html(citations: Iterable[Citation]) -> str:
     items = []
     for c in citations:
         items.append(
-            f'<a class="rag-source" href="{source_ref(c)}" title="Open the article with this sentence highlighted">'
+            f'<a class="rag-source" href="{source_ref(c)}" title="Open the document with this sentence highlighted">'
             f'<span class="rag-source-head"><span class="rag-n">[{c.n}]</span> '
             f'<span class="rag-source-title">{escape(c.title)}</span>'
             f'<span class="rag-score" title="{SCORE_HELP}">score {c.score:.2f}</span></span>'
@@ -168,7 +168,7 @@ def answer_html(answer: Answer) -> str:
     return "".join(parts)
 
 
-# -- the article viewer -----------------------------------------------------------------
+# -- the document viewer ----------------------------------------------------------------
 def article_html(
     doc_id: str, title: str, source: str, text: str, start: int, end: int, note: str = ""
 ) -> str:

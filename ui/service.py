@@ -195,7 +195,7 @@ class Service:
         note = ""
         if ref.digest and digest(doc.text[ref.start : ref.end]) != ref.digest:
             note = (
-                "This article changed after the answer was given, so the highlighted text may "
+                "This document changed after the answer was given, so the highlighted text may "
                 "not be what was cited. Ask the question again."
             )
         return doc.title, doc.source, doc.text, ref.start, ref.end, note

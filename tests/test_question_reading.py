@@ -1,0 +1,85 @@
+"""Questions the engine cannot read are told so, and a long question is judged by what it asks,
+not by every word it mentions on the way."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import InputError
+from rag.language import foreign_language
+from rag.pipeline import asking_part
+
+TROOPS = "deploying a security force"
+
+
+@pytest.mark.parametrize(
+    "question,language",
+    [
+        ("Où le président français va-t-il rencontrer son homologue américain ?", "French"),
+        ("Wo werden sich die beiden Präsidenten treffen und worüber sprechen sie?", "German"),
+        ("¿Dónde se reunirán los dos presidentes y de qué hablarán?", "Spanish"),
+        ("Dove si incontreranno i due presidenti e di cosa parleranno?", "Italian"),
+        ("Где встретятся два президента?", "Cyrillic script"),
+        ("两位总统将在哪里见面？", "CJK script"),
+        ("أين سيلتقي الرئيسان؟", "Arabic script"),
+    ],
+)
+def test_a_question_not_in_english_is_told_to_ask_in_english(pipeline, question, language):
+    assert foreign_language(question) == language
+    with pytest.raises(InputError) as err:
+        pipeline.ask(question, mode="extractive")
+    message = str(err.value)
+    assert message.startswith("ask in English: ") and language in message
+    assert "don't say" not in message
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Where will Macron meet Trump?",
+        "What does la vie en rose mean in the song?",  # a foreign phrase inside English
+        "What did Le Pen say about the EU?",
+        "Did the leaders die on the hill of their own rhetoric?",  # "die" is German too
+        "How many grams of starter go in per loaf?",  # "per" is Italian too
+        "Bake?",  # too short to tell: taken as English
+        "What did Zelensky tell Макрон?",  # a name in another script
+    ],
+)
+def test_english_questions_are_read_as_english(question):
+    assert foreign_language(question) == ""
+
+
+def test_a_passing_mention_does_not_refuse_a_long_question(pipeline):
+    question = ("My colleague Priya brought this up over lunch on Tuesday and I forgot the "
+                "details. Will France send combat troops to Ukraine?")
+    answer = pipeline.ask(question, mode="extractive")
+    assert not answer.abstained, answer.note
+    assert TROOPS in answer.text
+    aside = "Will France send combat troops to Ukraine (Priya asked me this over lunch)?"
+    answer = pipeline.ask(aside, mode="extractive")
+    assert not answer.abstained and TROOPS in answer.text, answer.note
+
+
+@pytest.mark.parametrize(
+    "question,absent",
+    [
+        # the absent name is what the asking sentence is about
+        ("I was reading about the summit over lunch. What did Priya say about the troops?",
+         "Priya"),
+        # a context sentence the question points back to is part of the ask
+        ("My colleague mentioned Kazakhstan. What did Macron say about it?", "Kazakhstan"),
+        ("Will France send combat troops to Kazakhstan?", "Kazakhstan"),
+    ],
+)
+def test_a_question_whose_key_term_is_absent_is_still_refused(pipeline, question, absent):
+    answer = pipeline.ask(question, mode="extractive")
+    assert answer.abstained, answer.text
+    assert answer.text == f"The documents don't say anything about {absent}."
+
+
+def test_the_asking_part_is_the_sentence_that_asks():
+    assert asking_part("I saw Priya on Tuesday. Where will the leaders meet?") == (
+        "Where will the leaders meet?")
+    assert asking_part("Where will the leaders meet (Priya asked)?") == "Where will the leaders meet?"
+    assert asking_part("Priya asked me. Where did they meet?") == "Priya asked me. Where did they meet?"
+    assert asking_part("Where will the leaders meet?") == "Where will the leaders meet?"
