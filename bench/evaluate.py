@@ -121,17 +121,21 @@ def _p(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
+def gold_rank(pipeline: Pipeline, item: GoldItem, s: Settings) -> int | None:
+    """The rank of the first retrieved chunk holding a gold sentence, or None."""
+    passages = pipeline.gather(check_question(item.question, s), item.history, s).passages
+    return next((i + 1 for i, p in enumerate(passages) if any(
+        _overlaps(pipeline.index.docs[p.chunk.doc_id].doc.source, a, b, item.gold)
+        for a, b in p.chunk.sentences)), None)
+
+
 def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None) -> dict:
     s = pipeline.settings.replace(**(overrides or {}))
     rows = []
     totals = {k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")}
     lat = {"retrieve_ms": [], "first_token_ms": [], "total_ms": []}
     for item in items:
-        question = check_question(item.question, s)
-        passages = pipeline.gather(question, item.history, s).passages
-        rank = next((i + 1 for i, p in enumerate(passages) if any(
-            _overlaps(pipeline.index.docs[p.chunk.doc_id].doc.source, a, b, item.gold)
-            for a, b in p.chunk.sentences)), None)
+        rank = gold_rank(pipeline, item, s)
         answer = pipeline.ask(item.question, item.history, **(overrides or {}))
         facts_ok = all(any(a.lower() in answer.text.lower() for a in alts) for alts in item.facts)
         cites_gold = any(_overlaps(c.source, c.start, c.end, item.gold) for c in answer.citations)
@@ -199,7 +203,9 @@ def corpus_items(c) -> list[GoldItem]:
 
 
 def corpus_index(c, settings: Settings, embedder):
-    """The corpus's own index, in eval/corpora/<name>/index (built or brought up to date)."""
+    """The corpus's own index, built or brought up to date, in eval/corpora/<name>/index for
+    the default embedder and index-<embedder> for another, so comparing embedders (`python -m
+    bench.embedders`) does not re-embed a corpus at every switch."""
     from rag.indexer import update
 
     from .corpora import CORPORA
@@ -208,7 +214,11 @@ def corpus_index(c, settings: Settings, embedder):
     if missing:
         raise InputError(f"{c.name}: {', '.join(missing)} not fetched; run `make eval`, or "
                          "`python -m bench.corpora fetch` once its Debian packages are installed")
-    s = settings.replace(index_dir=str(CORPORA / c.name / "index"))
+    from rag.embed import default_embedder_name
+
+    name = "index" if embedder.name == default_embedder_name() else \
+        "index-" + re.sub(r"[^A-Za-z0-9.+-]+", "_", embedder.name)
+    s = settings.replace(index_dir=str(CORPORA / c.name / name))
     try:
         index, report = update(s, embedder, [str(c.folder)])
     except (IndexCorrupt, IndexMismatch):  # built by an older version: it is ours to rebuild

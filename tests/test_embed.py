@@ -1,0 +1,96 @@
+"""The shipped embedding backend against today's path (sentence-transformers, torch, float32),
+on the real seed articles, with the bundled MiniLM."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from rag import Settings, update
+from rag.chunking import split_sentences
+from rag.embed import (
+    DEFAULT_BACKEND,
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    default_embedder_name,
+    load_embedder,
+)
+from rag.errors import IndexMismatch
+
+from .conftest import SEEDS
+
+
+@pytest.fixture(scope="session")
+def sentences() -> list[str]:
+    text = sorted(SEEDS.glob("*.txt"))[0].read_text(encoding="utf-8")
+    found = [text[s.start : s.end] for s in split_sentences(text)][:40]
+    return [*found, "How many Ukrainians have been displaced?", "France", text[:1500]]
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    return load_embedder("", backend="torch")
+
+
+def test_the_default_backend_is_the_one_shipped(embedder):
+    assert embedder.name == default_embedder_name() == f"all-MiniLM-L6-v2+{DEFAULT_BACKEND}"
+
+
+def test_shipped_vectors_agree_with_torch(embedder, torch_embedder, sentences):
+    ours, today = embedder.embed(sentences), torch_embedder.embed(sentences)
+    assert ours.shape == today.shape == (len(sentences), 384) and ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    assert (ours * today).sum(1).min() > 0.99
+
+
+def test_float32_backends_equal_torch(embedder, torch_embedder, sentences):
+    today = torch_embedder.embed(sentences)
+    assert (embedder.embed(sentences) * today).sum(1).min() > 0.9999  # openvino, float32
+    onnx = OnnxEmbedder(int8=False)
+    assert (onnx.embed(sentences) * today).sum(1).min() > 0.9999
+
+
+def test_int8_onnx_stays_close_to_torch(torch_embedder, sentences):
+    int8 = load_embedder("", backend="onnx-int8")
+    assert int8.name == "all-MiniLM-L6-v2+onnx-int8"
+    assert (int8.embed(sentences) * torch_embedder.embed(sentences)).sum(1).min() > 0.99
+
+
+def test_vectors_come_back_in_the_order_given(embedder, sentences):
+    """Texts are sorted by length into batches; each vector must return to its text."""
+    together = embedder.embed(sentences)
+    alone = np.stack([embedder.embed([s])[0] for s in sentences[:8]])
+    assert (together[:8] * alone).sum(1).min() > 0.99
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_an_index_records_its_backend(tmp_path, embedder, torch_embedder):
+    """Vectors from another backend differ, so the manifest refuses the other one."""
+    from rag import load_index
+
+    settings = Settings.load(env={}, index_dir=str(tmp_path / "index"))
+    update(settings, torch_embedder, [str(SEEDS)])
+    with pytest.raises(IndexMismatch, match=r"\+openvino"):
+        load_index(settings, embedder)
+
+
+def test_a_model_that_cannot_be_exported_falls_back_to_torch(tmp_path, caplog):
+    """CLS pooling is not what the exporter reproduces: torch, and one warning saying why."""
+    from rag.embed import bundled_embedder_path
+
+    src, model = bundled_embedder_path(), tmp_path / "cls-model"
+    model.mkdir()
+    for f in src.iterdir():
+        if f.is_file():
+            (model / f.name).symlink_to(f)
+    (model / "1_Pooling").mkdir()
+    (model / "1_Pooling" / "config.json").write_text(
+        '{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, '
+        '"pooling_mode_mean_tokens": false}'
+    )
+    with caplog.at_level(logging.WARNING, logger="rag.embed"):
+        e = load_embedder(str(model), backend="openvino")
+    assert isinstance(e, SentenceTransformerEmbedder) and e.name == "cls-model"
+    assert [r.getMessage() for r in caplog.records if "torch instead" in r.getMessage()]
