@@ -197,7 +197,11 @@ class OpenVinoEmbedder(_ExportedEmbedder):
         self.dim = int(self._output.get_partial_shape()[1].get_length())
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        return self._compiled({k: v for k, v in feed.items() if k in self._inputs})[self._output]
+        # a request of its own per call: the UI embeds from several threads at once, and a
+        # compiled model's shared request is not safe to call from two
+        request = self._compiled.create_infer_request()
+        result = request.infer({k: v for k, v in feed.items() if k in self._inputs})
+        return np.array(result[self._output])
 
 
 class OnnxEmbedder(_ExportedEmbedder):

@@ -94,3 +94,17 @@ def test_a_model_that_cannot_be_exported_falls_back_to_torch(tmp_path, caplog):
         e = load_embedder(str(model), backend="openvino")
     assert isinstance(e, SentenceTransformerEmbedder) and e.name == "cls-model"
     assert [r.getMessage() for r in caplog.records if "torch instead" in r.getMessage()]
+
+
+def test_the_shipped_embedder_gives_each_thread_its_own_answer():
+    """The UI embeds questions from several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.embed import load_embedder
+
+    e = load_embedder("")
+    texts = [f"Sentence {i}: the oven was set to {i * 7} degrees." for i in range(32)]
+    ref = e.embed(texts)
+    with ThreadPoolExecutor(8) as pool:
+        out = list(pool.map(lambda i: e.embed([texts[i % 32]])[0], range(128)))
+    assert min(float(v @ ref[i % 32]) for i, v in enumerate(out)) > 0.9999
