@@ -169,6 +169,31 @@ class _ExportedEmbedder:
         return out
 
 
+class _NoTelemetry:
+    """Stands in for openvino_telemetry.Telemetry: its methods, sending nothing."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def _nothing(self, *args, **kwargs):
+        return None
+
+    init = force_shutdown = send_event = start_session = end_session = _nothing
+    send_error = send_stack_trace = send_opt_in_event = opt_in = opt_out = _nothing
+
+
+def _silence_openvino_telemetry() -> None:
+    """OpenVINO's Python package reports usage to Google Analytics unless the user opted out
+    in a file under their home (`tests/test_offline.py` caught `rag index` looking up
+    www.google-analytics.com). Nothing here may touch the network, so its reporter is
+    replaced, before openvino is imported, by one that does nothing."""
+    try:
+        import openvino_telemetry
+    except ImportError:
+        return
+    openvino_telemetry.Telemetry = _NoTelemetry
+
+
 class OpenVinoEmbedder(_ExportedEmbedder):
     """The plain float32 export, compiled by OpenVINO: the same vectors as torch (cosine
     1.000), about 6x faster on 2 AVX2 cores."""
@@ -179,6 +204,7 @@ class OpenVinoEmbedder(_ExportedEmbedder):
         cache_dir: str | Path | None = None,
         batch_size: int = 32,
     ):
+        _silence_openvino_telemetry()
         try:
             import openvino as ov
         except ImportError as e:
