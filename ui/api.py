@@ -24,10 +24,7 @@ from rag import InputError, RagError
 from . import render
 from .service import Service
 
-ANSWERS = "answers"  # one concurrency group for answers
-# answers in progress at once: retrieval and the checked quote run side by side, and only the
-# model's rewrites queue, on the generator's lock (one llama.cpp context)
-ANSWER_WORKERS = 4
+ANSWERS = "answers"  # one concurrency group: the queue hands out answers one at a time
 INDEX = "index"  # uploads and removals, one at a time
 
 
@@ -114,7 +111,7 @@ def add_endpoints(service: Service) -> None:
         done = [service.wait_upload(job.id) for job in jobs]
         return [{"file": j.name, "ok": j.state == "done", "message": j.message} for j in done]
 
-    gr.api(ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=ANSWER_WORKERS)
+    gr.api(ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=1)
     gr.api(documents, api_name="documents", concurrency_limit=None)
     gr.api(remove, api_name="remove", concurrency_id=INDEX, concurrency_limit=1)
     gr.api(source, api_name="source", concurrency_limit=None)

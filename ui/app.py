@@ -19,7 +19,7 @@ import gradio as gr
 from rag import Answer, InputError, RagError, Settings
 
 from . import render
-from .api import ANSWER_WORKERS, ANSWERS, INDEX, add_endpoints
+from .api import ANSWERS, INDEX, add_endpoints
 from .assets import CSS, HEAD, PENDING_REF_JS, SCROLL_JS, theme
 from .collection import intro
 from .service import SWITCH_OFF, UPLOAD_TYPES, Service, megabytes
@@ -61,9 +61,7 @@ def build_app(service: Service) -> gr.Blocks:
     clears: dict[str, int] = {}  # session -> how many times it was cleared
 
     def respond(question, messages, questions, top_k, mode, request: gr.Request):
-        """Answer first: the checked quote (or abstention) as soon as it is ready; then, if the
-        model's rewrite passes the check, the rewrite in its place. The rewrite's raw text is
-        never shown."""
+        """Stream the draft into the last message, then replace it with the checked answer."""
         if not question:
             yield gr.skip(), gr.skip()
             return
@@ -71,7 +69,7 @@ def build_app(service: Service) -> gr.Blocks:
         started = clears.get(session, 0)
         base = list(messages or [])[:-1]  # drop the "waiting" placeholder
         yield [*base, _bot(render.pending_html())], questions
-        answer = None
+        draft, answer = "", None
         try:
             for event in service.stream(question, questions, top_k, mode):
                 if clears.get(session, 0) != started:
@@ -79,8 +77,9 @@ def build_app(service: Service) -> gr.Blocks:
                     return
                 if isinstance(event, Answer):
                     answer = event
-                    if not event.final:
-                        yield [*base, _bot(render.answer_html(event))], questions
+                else:
+                    draft += event
+                    yield [*base, _bot(render.draft_html(draft))], questions
         except RagError as e:
             yield [*base, _bot(render.error_html(str(e)))], questions
             return
@@ -301,8 +300,7 @@ def build_app(service: Service) -> gr.Blocks:
                 [pending, chat, questions, top_k, mode],
                 [chat, questions],
                 concurrency_id=ANSWERS,
-                # quotes are found side by side; rewrites wait for the one LLM (its own lock)
-                concurrency_limit=ANSWER_WORKERS,
+                concurrency_limit=1,
                 show_progress="minimal",
                 **private,
             ).then(unlock, None, [box, ask_btn], queue=False, **private)
