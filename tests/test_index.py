@@ -333,3 +333,44 @@ def test_two_folders_with_a_file_of_the_same_name_keep_both(tmp_path, embedder):
         assert len(idx.chunks) == 2
         for c in idx.chunks:
             assert idx.docs[c.doc_id].doc.text[c.start : c.end] == c.text
+
+
+def _pdf_pages(text: str, pages: int) -> bytes:
+    """A PDF of `pages` pages that all draw one content stream: a few kilobytes on disk that
+    expand to pages * len(text) characters."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    kids = " ".join(f"{5 + i} 0 R" for i in range(pages))
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids.encode(), pages),
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ] + [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+         b"/Resources << /Font << /F1 4 0 R >> >> >>"] * pages
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return out
+
+
+def test_a_huge_file_or_an_expanding_pdf_is_one_line_and_leaves_the_index_untouched(
+        tmp_path, embedder, docs_copy):
+    s = _settings(tmp_path, max_file_chars=50_000)
+    update(s, embedder, [docs_copy])
+    before = (Path(s.index_dir) / "manifest.json").read_bytes()
+    big = docs_copy / "huge.txt"
+    with open(big, "wb") as f:
+        f.truncate(200 * 1024 * 1024)  # 200 MB, sparse: refused by its size, never read
+    (docs_copy / "bomb.pdf").write_bytes(_pdf_pages("Lorem ipsum dolor sit amet. " * 20, 400))
+    assert (docs_copy / "bomb.pdf").stat().st_size < 100_000
+    _, report = update(s, embedder, [docs_copy])
+    errors = sorted(report.errors)
+    assert len(errors) == 2 and all("\n" not in e for e in errors)
+    assert errors[0].startswith("bomb.pdf: ") and "RAG_MAX_FILE_CHARS" in errors[0]
+    assert errors[1].startswith("huge.txt: ") and "RAG_MAX_FILE_CHARS" in errors[1]
+    assert (Path(s.index_dir) / "manifest.json").read_bytes() == before
