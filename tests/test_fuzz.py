@@ -26,7 +26,7 @@ from rag import InputError
 from rag.chunking import chunk_document
 from rag.ingest import load_document
 
-from .test_index import _tiny_pdf
+from .test_index import _pdf, _tiny_pdf
 
 # a warning printed while indexing a user's file is noise in their terminal: fail on it
 pytestmark = pytest.mark.filterwarnings("error")
@@ -264,22 +264,6 @@ def test_deeply_nested_and_unclosed_html(tmp_path):
 
 # -- pdf --------------------------------------------------------------------------------------
 GOOD_PDF = _tiny_pdf("The delegation arrived on Tuesday.")
-
-
-def _pdf(
-    objs: list[bytes], size: int | None = None, xref: bool = True, trailer: bytes = b""
-) -> bytes:
-    out, offsets = b"%PDF-1.4\n", []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    start = len(out)
-    if xref:
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-        out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    n = size if size is not None else len(objs) + 1
-    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (n, trailer, start)
-    return out
 
 
 def _stream(data: bytes, extra: bytes = b"") -> bytes:
