@@ -255,12 +255,14 @@ def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedde
         progress(0, total, "embedding")
     # each chunk's text, and the sentences it is the first chunk to hold: every sentence is
     # embedded once, here, so a question embeds only itself (rows in store.sentence_rows order)
-    items = []
+    items, per_doc = [], []  # per_doc: how many sentence rows each document has
     for d, chunks in chunked:
         seen: set[int] = set()
         for c in chunks:
-            new = [d.text[a:b] for a, b in c.sentences if not (a in seen or seen.add(a))]
+            new = [d.text[a:b] for a, b in c.sentences if a not in seen]
+            seen.update(a for a, _ in c.sentences)
             items.append((search_text(d.title, c), new))
+        per_doc.append(len(seen))
     vectors, svectors = [], []
     for i in range(0, len(items), batch_chunks):
         batch = items[i : i + batch_chunks]
@@ -272,12 +274,11 @@ def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedde
             progress(min(i + batch_chunks, len(items)), total, "embedding")
     flat = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32)
     sflat = np.concatenate(svectors) if svectors else np.zeros((0, embedder.dim), np.float32)
-    rows = [(d, store.sentence_rows(chunks)) for d, chunks in chunked]
     out, at, sat = [], 0, 0
-    for (doc, chunks), (_, doc_rows) in zip(chunked, rows, strict=True):
-        out.append((doc, chunks, flat[at : at + len(chunks)], sflat[sat : sat + len(doc_rows)]))
+    for (doc, chunks), rows in zip(chunked, per_doc, strict=True):
+        out.append((doc, chunks, flat[at : at + len(chunks)], sflat[sat : sat + rows]))
         at += len(chunks)
-        sat += len(doc_rows)
+        sat += rows
     return out
 
 

@@ -77,7 +77,8 @@ def coverage(
         return Coverage(False, (), "no sentence found is close to this question "
                         f"(best match: cosine {best_cosine:.2f})")
     have = text_stems(retrieved_text)
-    asked = sorted(sal.names | sal.numbers, key=lambda s: list(surface).index(s) if s in surface else len(surface))
+    order = {s: i for i, s in enumerate(surface)}
+    asked = sorted(sal.names | sal.numbers, key=lambda s: order.get(s, len(order)))
     missing = [s for s in asked if not fuzzy_in(s, have)]
     if missing:
         return _absent([surface.get(s, s) for s in missing], missing, elsewhere)
