@@ -97,4 +97,5 @@ class Answer:
                 for k in ("retrieve_ms", "first_answer_ms", "generate_ms", "total_ms")
             },
             "retrieval_query": self.retrieval_query,
+            "final": self.final,  # false only for a quote that a model rewrite may replace
         }

@@ -243,13 +243,30 @@ def test_ask_returns_the_checked_answer_as_json(client):
         "citations",
         "timings",
         "retrieval_query",
+        "final",
     }
-    assert r["mode"] in ("generated", "extractive") and not r["abstained"]
+    assert r["final"] and r["mode"] in ("generated", "extractive") and not r["abstained"]
     assert "Turkey" in r["answer"] and "Saudi Arabia" in r["answer"]
     assert BACKCHANNEL in [c["quote"] for c in r["citations"]]
     for c in r["citations"]:
         assert f"[{c['n']}]" in r["answer"]
         assert file_text(c["source"])[c["start"] : c["end"]] == c["quote"]
+
+
+@pytest.mark.slow
+def test_ask_streams_the_checked_quote_before_the_rewrite(client):
+    """Answer first: the quote arrives as soon as it is found, marked not final; the last
+    output is the final answer, which is also what `predict` returns."""
+    job = client.submit("Which countries were involved in the backchannel talks?", [], 5,
+                        "generate", api_name="/ask")
+    outputs = list(job)
+    assert len(outputs) == 2
+    first, last = outputs
+    assert not first["final"] and first["mode"] == "extractive"
+    assert BACKCHANNEL in [c["quote"] for c in first["citations"]]
+    assert last["final"] and last["mode"] in ("generated", "extractive")
+    assert first["timings"]["first_answer_ms"] == last["timings"]["first_answer_ms"]
+    assert first["timings"]["total_ms"] < last["timings"]["total_ms"]
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The chat UI in headless Chromium, as a person uses it: ask, watch the draft stream in, click a
+"""The chat UI in headless Chromium, as a person uses it: ask, see the checked quote at once, click a
 citation and find the cited sentence highlighted in its article. Every request the page makes
 must go to the app itself."""
 
@@ -38,11 +38,14 @@ pytestmark = [
     ),
 ]
 
-# Remembers whether a draft was ever on screen: it may be replaced within a frame.
+# Remembers what was ever on screen (it may be replaced within a frame): the checked quote
+# shown while the model rewrites it, and any raw draft (which must never be shown).
 WATCH_DRAFTS = """
 window.ragSawDraft = false;
+window.ragSawRewriting = false;
 new MutationObserver(() => {
   if (document.querySelector("#rag-chat .rag-draft")) window.ragSawDraft = true;
+  if (document.querySelector("#rag-chat .rag-rewriting")) window.ragSawRewriting = true;
 }).observe(document, { childList: true, subtree: true });
 """
 
@@ -85,8 +88,10 @@ class Visit:
         self.wait_for_answers(answers_before + 1)
 
     def wait_for_answers(self, n: int):
+        """Until n answers are on screen and none is still being rewritten."""
         self.page.wait_for_function(
-            f"document.querySelectorAll('#rag-chat .rag-answer').length >= {n}",
+            f"document.querySelectorAll('#rag-chat .rag-answer').length >= {n}"
+            " && !document.querySelector('#rag-chat .rag-rewriting')",
             timeout=ANSWER_TIMEOUT,
         )
 
@@ -107,7 +112,7 @@ def quotes(page) -> list[str]:
     return page.locator("#rag-chat .rag-answer").last.locator(".rag-quote").all_inner_texts()
 
 
-def test_ask_see_the_draft_then_click_a_citation_to_see_it_highlighted(visit):
+def test_ask_see_the_checked_quote_first_then_click_a_citation_to_see_it_highlighted(visit):
     from playwright.sync_api import expect
 
     page = visit.page
@@ -115,8 +120,9 @@ def test_ask_see_the_draft_then_click_a_citation_to_see_it_highlighted(visit):
         page.locator("#rag-chat").get_by_text("Where will Macron meet Trump?").is_visible()
     )  # examples
     visit.ask("Which countries were involved in the backchannel talks?")
-    assert page.evaluate("window.ragSawDraft"), "the model's draft was never shown while generating"
-    assert page.locator("#rag-chat .rag-draft").count() == 0  # replaced by the checked answer
+    assert page.evaluate("window.ragSawRewriting"), "the quote was not shown while the model wrote"
+    assert not page.evaluate("window.ragSawDraft")  # the model's raw text is never on screen
+    assert page.locator("#rag-chat .rag-rewriting").count() == 0  # the final answer has no status
 
     answer = page.locator("#rag-chat .rag-answer").last
     assert answer.locator(".rag-badge").inner_text() in (
@@ -156,6 +162,7 @@ def test_sources_follow_ups_settings_and_clear(visit):
     answer = page.locator("#rag-chat .rag-answer").last
     assert answer.locator(".rag-badge").inner_text() == "quoted from the sources"
     assert not page.evaluate("window.ragSawDraft")  # quoting has no draft
+    assert not page.evaluate("window.ragSawRewriting")  # and nothing rewrites it
 
     # a source entry (not its marker) opens the article, scrolled to a span far down it
     entry = answer.locator("a.rag-source").nth(quotes(page).index(TROOPS))
@@ -193,12 +200,12 @@ def test_clearing_while_an_answer_streams_leaves_nothing_behind(visit):
     )
     page.click("#rag-ask")
     expect(page.locator("#rag-question textarea")).to_be_disabled()  # one question at a time
-    page.wait_for_function("window.ragSawDraft", timeout=ANSWER_TIMEOUT)
+    page.wait_for_function("window.ragSawRewriting", timeout=ANSWER_TIMEOUT)
     page.click("#rag-clear")
     expect(page.locator("#rag-chat .rag-question")).to_have_count(0)
     expect(page.locator("#rag-question textarea")).to_be_enabled()
 
-    # answers run one at a time, so this one starts only after the cleared one has stopped
+    # the cleared answer stops at its next step and shows nothing; the new one is on its own
     visit.ask("Who won the 2022 World Cup?")
     chat = page.inner_text("#rag-chat")
     assert "Who won the 2022 World Cup?" in chat and "China" not in chat and "Error" not in chat

@@ -93,7 +93,7 @@ def test_model_text_is_escaped_everywhere():
     evil = '<img src=x onerror="alert(1)"> [1]'
     for html in (
         render.answer_html(answer(text=evil)),
-        render.draft_html(evil),
+        render.answer_html(answer(text=evil, final=False)),
         render.user_html(evil),
         render.error_html(evil),
     ):
@@ -182,3 +182,10 @@ def test_auth_is_user_colon_password():
 def test_ui_modules_stay_small():
     for p in Path(render.__file__).parent.glob("*.py"):
         assert len(p.read_text().splitlines()) < 500, p
+
+
+def test_a_quote_being_rewritten_says_so_apart_from_the_answer():
+    html = render.answer_html(answer(mode="extractive", final=False, note="quoted; rewriting"))
+    assert 'class="rag-rewriting" role="status"' in html and "only if" in html
+    assert "Why:" not in html  # the reason is for the final answer
+    assert "rag-rewriting" not in render.answer_html(answer(mode="extractive"))

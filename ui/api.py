@@ -14,17 +14,23 @@ An expected problem reaches the client as an error whose message is the engine's
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
 
-from rag import InputError, RagError
+from rag import Answer, InputError, RagError
 
 from . import render
 from .service import Service
 
-ANSWERS = "answers"  # one concurrency group: the queue hands out answers one at a time
+ANSWERS = "answers"  # one concurrency group for answers
+# Answers in progress at once. Retrieval and the checked quote take a fraction of a second and
+# run side by side; only the model's rewrites queue, on the generator's lock (one llama.cpp
+# context). So a quote never waits behind someone else's rewrite, up to this many askers.
+ANSWER_WORKERS = 32
 INDEX = "index"  # uploads and removals, one at a time
 
 
@@ -55,10 +61,15 @@ def add_endpoints(service: Service) -> None:
         history: list[str] | None = None,
         top_k: int | None = None,
         mode: str | None = None,
-    ) -> dict:
-        """Answer one question; `history` is the earlier questions of the conversation."""
+    ) -> Iterator[dict]:
+        """Answer one question; `history` is the earlier questions of the conversation.
+        Answer first: with a model to rewrite it, the checked quote comes first (`"final":
+        false`), then the final answer; `predict` returns the final one."""
         try:
-            return service.ask(question, history or [], top_k, mode).to_json()
+            with closing(service.stream(question, history or [], top_k, mode)) as events:
+                for event in events:
+                    if isinstance(event, Answer):
+                        yield event.to_json()
         except RagError as e:
             raise _fail(e) from None
 
@@ -111,7 +122,7 @@ def add_endpoints(service: Service) -> None:
         done = [service.wait_upload(job.id) for job in jobs]
         return [{"file": j.name, "ok": j.state == "done", "message": j.message} for j in done]
 
-    gr.api(ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=1)
+    gr.api(ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=ANSWER_WORKERS)
     gr.api(documents, api_name="documents", concurrency_limit=None)
     gr.api(remove, api_name="remove", concurrency_id=INDEX, concurrency_limit=1)
     gr.api(source, api_name="source", concurrency_limit=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
+from contextlib import closing
 from html import escape
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import gradio as gr
 from rag import Answer, InputError, RagError, Settings
 
 from . import render
-from .api import ANSWERS, INDEX, add_endpoints
+from .api import ANSWER_WORKERS, ANSWERS, INDEX, add_endpoints
 from .assets import CSS, HEAD, PENDING_REF_JS, SCROLL_JS, theme
 from .collection import intro
 from .service import SWITCH_OFF, UPLOAD_TYPES, Service, megabytes
@@ -31,6 +32,11 @@ FOLLOW_UP_HINT = (
     '<div class="rag-hint">Follow-up questions ("what did he say next?") are searched '
     "together with the question before them.</div>"
 )
+
+
+def _unlocked() -> tuple:
+    """The question box and the Ask button, usable again."""
+    return gr.update(interactive=True), gr.update(interactive=True)
 
 
 def build_app(service: Service) -> gr.Blocks:
@@ -61,40 +67,40 @@ def build_app(service: Service) -> gr.Blocks:
     clears: dict[str, int] = {}  # session -> how many times it was cleared
 
     def respond(question, messages, questions, top_k, mode, request: gr.Request):
-        """Stream the draft into the last message, then replace it with the checked answer."""
+        """Answer first: the checked quote (or abstention) as soon as it is ready; then, if the
+        model's rewrite passes the check, the rewrite in its place. The rewrite's raw text is
+        never shown. The last step unlocks the input, unless the conversation was cleared
+        meanwhile: then this answer stops at its next step and touches nothing (the clearing
+        unlocked the input, and a new question may already be on its way)."""
         if not question:
-            yield gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), *_unlocked()
             return
         session = request.session_hash or ""
         started = clears.get(session, 0)
         base = list(messages or [])[:-1]  # drop the "waiting" placeholder
-        yield [*base, _bot(render.pending_html())], questions
-        draft, answer = "", None
-        try:
-            for event in service.stream(question, questions, top_k, mode):
-                if clears.get(session, 0) != started:
-                    yield gr.skip(), gr.skip()
-                    return
-                if isinstance(event, Answer):
-                    answer = event
-                else:
-                    draft += event
-                    yield [*base, _bot(render.draft_html(draft))], questions
-        except RagError as e:
-            yield [*base, _bot(render.error_html(str(e)))], questions
-            return
-        except Exception:
-            log.exception("answering %r failed", question)
-            msg = "something went wrong while answering; the server log has the details"
-            yield [*base, _bot(render.error_html(msg))], questions
-            return
+        yield [*base, _bot(render.pending_html())], questions, gr.skip(), gr.skip()
+        answer = None
+        # closed explicitly, so a cleared answer lets go of the model at once
+        with closing(service.stream(question, questions, top_k, mode)) as events:
+            try:
+                for event in events:
+                    if clears.get(session, 0) != started:
+                        return
+                    if isinstance(event, Answer):
+                        answer = event
+                        if not event.final:
+                            yield [*base, _bot(render.answer_html(event))], questions, gr.skip(), gr.skip()
+            except RagError as e:
+                yield [*base, _bot(render.error_html(str(e)))], questions, *_unlocked()
+                return
+            except Exception:
+                log.exception("answering %r failed", question)
+                msg = "something went wrong while answering; the server log has the details"
+                yield [*base, _bot(render.error_html(msg))], questions, *_unlocked()
+                return
         if clears.get(session, 0) != started:
-            yield gr.skip(), gr.skip()
             return
-        yield [*base, _bot(render.answer_html(answer))], [*questions, question]
-
-    def unlock():
-        return gr.update(interactive=True), gr.update(interactive=True)
+        yield [*base, _bot(render.answer_html(answer))], [*questions, question], *_unlocked()
 
     def show_source(ref):
         try:
@@ -298,12 +304,15 @@ def build_app(service: Service) -> gr.Blocks:
             trigger.then(
                 respond,
                 [pending, chat, questions, top_k, mode],
-                [chat, questions],
+                [chat, questions, box, ask_btn],
                 concurrency_id=ANSWERS,
-                concurrency_limit=1,
+                # quotes are found side by side; rewrites wait for the one LLM (its own lock)
+                concurrency_limit=ANSWER_WORKERS,
                 show_progress="minimal",
+                # a question asked right after Clear must not wait for the cleared answer
+                trigger_mode="multiple",
                 **private,
-            ).then(unlock, None, [box, ask_btn], queue=False, **private)
+            )
         for clearing in (clear.click, chat.clear):
             clearing(reset, None, [chat, questions, viewer, box, ask_btn], queue=False, **private)
         open_btn.click(

@@ -75,11 +75,9 @@ CSS = """
 .rag-badge-generated::before { content: "\\2713\\00a0"; }
 .rag-badge-extractive { background: #dbeafe; color: #1e3a8a; border-color: #93c5fd; }
 .rag-badge-abstained { background: #fef3c7; color: #78350f; border-color: #fcd34d; }
-.rag-badge-draft { background: transparent; color: var(--body-text-color-subdued);
-  border: 1px dashed var(--border-color-primary); font-weight: 500; }
 .rag-time { font-size: .75rem; color: var(--body-text-color-subdued); }
 .rag-text { margin: 0 0 .3rem 0; line-height: 1.55; }
-.rag-draft-text { margin: .35rem 0 0 0; color: var(--body-text-color-subdued); font-style: italic; }
+.rag-rewriting { margin: .3rem 0; font-size: .8rem; color: var(--body-text-color-subdued); }
 .rag-caret { display: inline-block; width: .45em; height: 1em; margin-left: 2px; vertical-align: -2px;
   background: var(--body-text-color-subdued); animation: rag-blink 1s steps(1) infinite; }
 @keyframes rag-blink { 50% { opacity: 0; } }

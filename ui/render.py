@@ -1,4 +1,4 @@
-"""Pure HTML for the chat UI: answers, drafts, sources, the document viewer, the document list.
+"""Pure HTML for the chat UI: answers, sources, the document viewer, the document list.
 
 Every piece of text that comes from a question, a model or a document is escaped here, so the
 rest of the UI only ever handles finished HTML. No gradio, no I/O: these are plain functions.
@@ -81,7 +81,7 @@ def user_html(question: str) -> str:
 
 def waiting_html() -> str:
     return (
-        '<div class="rag-pending">Waiting for a turn: questions are answered one at a time…</div>'
+        '<div class="rag-pending">Waiting for a turn…</div>'
     )
 
 
@@ -89,14 +89,8 @@ def pending_html() -> str:
     return '<div class="rag-pending">Searching the documents…</div>'
 
 
-def draft_html(draft: str) -> str:
-    """The model's raw text while it is being generated: not yet checked, and marked so."""
-    return (
-        '<div class="rag-draft">'
-        '<span class="rag-badge rag-badge-draft">draft, not checked yet</span>'
-        f'<p class="rag-draft-text">{escape(draft)}<span class="rag-caret"></span></p>'
-        "</div>"
-    )
+REWRITING = ("Writing a smoother answer in the background. It replaces this quote only if "
+             "every sentence of it passes the check.")
 
 
 def error_html(message: str) -> str:
@@ -156,7 +150,10 @@ def answer_html(answer: Answer) -> str:
         parts.append(f'<span class="rag-time">{seconds:.1f} s</span>')
     parts.append("</div>")
     parts.append(f'<p class="rag-text">{answer_text_html(answer.text, answer.citations)}</p>')
-    if answer.note and answer.mode != "generated":
+    if not answer.final:  # the quote stands; a rewrite may replace it, never a draft
+        parts.append(f'<div class="rag-rewriting" role="status"><span class="rag-caret"></span> '
+                     f"{escape(REWRITING)}</div>")
+    elif answer.note and answer.mode != "generated":
         parts.append(f'<div class="rag-note">Why: {escape(answer.note)}</div>')
     if answer.retrieval_query and answer.retrieval_query.strip() != answer.question.strip():
         parts.append(
