@@ -18,9 +18,10 @@ from . import store
 from .chunking import chunk_document, search_text
 from .embed import Embedder
 from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, InputError
+from .index import DocEntry, Index, IndexConfig
 from .ingest import find_files, load_document, printable
+from .manifest import VERSION, read_manifest, roots_of
 from .settings import Settings
-from .store import DocEntry, Index, IndexConfig
 from .types import Document
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -
         return Index(config, roots=_recorded_roots(settings.index_dir)), True
     if index.chunks and index.sentence_vectors is None:
         log.info("upgrading the index in %s to format %d: re-embedding its documents",
-                 settings.index_dir, store.VERSION)
+                 settings.index_dir, VERSION)
         rebuild = True
     if rebuild or index.config != config:
         fresh = Index(config, generation=index.generation, roots=index.roots)
@@ -84,7 +85,7 @@ def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -
 def _recorded_roots(index_dir: str) -> list[str]:
     """The folders a damaged index was built from, if its manifest can still say."""
     try:
-        return store.roots_of(store.read_manifest(index_dir))
+        return roots_of(read_manifest(index_dir))
     except IndexError_:
         return []
 
@@ -254,7 +255,7 @@ def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedde
         progress(len(docs), len(docs), "chunking")
         progress(0, total, "embedding")
     # each chunk's text, and the sentences it is the first chunk to hold: every sentence is
-    # embedded once, here, so a question embeds only itself (rows in store.sentence_rows order)
+    # embedded once, here, so a question embeds only itself (rows in sentence_rows order)
     items, per_doc = [], []  # per_doc: how many sentence rows each document has
     for d, chunks in chunked:
         seen: set[int] = set()

@@ -4,10 +4,14 @@ A real `python -m llama_cpp.server` serves the bundled SmolLM2; answers through 
 and cited exactly like in-process ones, and at temperature 0 they are the same answers. Small
 socket servers in this file play the failures: nobody listening, a server that accepts and says
 nothing, one that only sends keep-alive pings, garbage, HTTP 500, a reply cut off mid-stream.
+A real `http.server` answers by a script to show what is tried again (nobody listening yet,
+5xx) and what is not (4xx, a stall, a reply that has begun).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +20,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -149,10 +154,10 @@ MISBEHAVING = {
     "garbage-event": (garbage_event, "did not send an OpenAI chat-completions stream"),
     "wrong-shape": (wrong_shape, "did not send an OpenAI chat-completions stream"),
     "error-event": (error_event, "reported an error: context length exceeded"),
-    "http-500": (http_500, "answered HTTP 500: Internal Server Error"),
-    "not-http": (not_http, "broke off its reply (BadStatusLine)"),
-    "cut-mid-stream": (cut_mid_stream, "broke off its reply (IncompleteRead)"),
-    "closes-at-once": (closes_at_once, "cannot reach the LLM server"),
+    "http-500": (http_500, "answered HTTP 500: Internal Server Error; check its log"),
+    "not-http": (not_http, "no LLM server at"),
+    "cut-mid-stream": (cut_mid_stream, "broke off its reply (peer closed connection"),
+    "closes-at-once": (closes_at_once, "no LLM server at"),
 }
 
 
@@ -161,7 +166,7 @@ def test_a_misbehaving_server_is_one_clear_model_error(name):
     behaviour, says = MISBEHAVING[name]
     server = FakeServer(behaviour)
     try:
-        _, err = drain(OpenAIGenerator(server.url, timeout=1))
+        _, err = drain(OpenAIGenerator(server.url, timeout=1, backoff=0.01))
     finally:
         server.close()
     assert isinstance(err, ModelError), repr(err)
@@ -169,12 +174,13 @@ def test_a_misbehaving_server_is_one_clear_model_error(name):
     assert "\n" not in str(err)
 
 
-def test_nobody_listening_is_a_model_error_at_once():
+def test_nobody_listening_is_a_model_error_after_a_few_quick_tries():
     url = f"http://127.0.0.1:{free_port()}/v1"
+    began = time.monotonic()
     _, err = drain(OpenAIGenerator(url, timeout=60), bound=20)  # refused: no waiting for 60 s
+    assert 3.5 <= time.monotonic() - began < 15  # tried again after 0.5, 1 and 2 s
     assert isinstance(err, ModelError)
-    assert str(err).startswith(f"cannot reach the LLM server at {url} (")
-    assert str(err).endswith("start it or drop --llm-url") and "\n" not in str(err)
+    assert str(err) == f"no LLM server at {url} (Connection refused): start it or unset --llm-url"
 
 
 def test_a_silent_server_fails_the_pipeline_not_the_process(seed_settings, seed_index, embedder):
@@ -207,7 +213,139 @@ def test_rag_ask_with_a_dead_llm_url_is_one_line_and_exit_1(seed_settings):
     assert r.returncode == 1
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.startswith(f"error: cannot reach the LLM server at {url} ("), r.stderr
+    assert r.stderr.startswith(f"error: no LLM server at {url} ("), r.stderr
+
+
+# -- what is tried again, against a real HTTP server ------------------------------------------
+EVENTS = [
+    b'data: {"choices": [{"delta": {"role": "assistant"}}]}\n\n',
+    b": ping\n\n",
+    b'data: {"choices": [{"delta": {"content": "Hel"}}]}\n\n',
+    b'data: {"choices": [{"delta": {"content": "lo"}}]}\n\n',
+    b"data: [DONE]\n\n",
+]
+STREAM = b"".join(EVENTS)
+
+
+class ScriptedServer:
+    """`http.server` on 127.0.0.1 in a thread. POST number n is answered as `script[n]` says,
+    the last entry for all after it: an HTTP status (200 streams STREAM, another status sends
+    an OpenAI-style error body), "stall" (says nothing), "cut" (a 200 that stops after its
+    first piece of text) or "page" (a 200 that is a web page). `bodies` holds every request body."""
+
+    def __init__(self, *script: int | str, port: int = 0):
+        self.bodies: list[dict] = []
+        self.times: list[float] = []
+        self.stop = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = len(server.bodies)
+                server.times.append(time.monotonic())
+                server.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                server.answer(self, script[min(n, len(script) - 1)])
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def answer(self, h: BaseHTTPRequestHandler, what: int | str) -> None:
+        if what == "stall":
+            self.stop.wait(30)
+            return
+        body = {200: STREAM, "cut": b"".join(EVENTS[:3]), "page": b"<html><body>Hello</body></html>"}.get(
+            what, json.dumps({"error": {"message": f"scripted\n{what}"}}).encode()
+        )
+        h.send_response(what if isinstance(what, int) else 200)
+        h.send_header("Content-Type", "text/html" if what == "page" else "text/event-stream")
+        h.send_header("Content-Length", str(len(STREAM) if what == "cut" else len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def close(self):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def scripted():
+    servers: list[ScriptedServer] = []
+
+    def start(*script: int | str, port: int = 0) -> ScriptedServer:
+        servers.append(ScriptedServer(*script, port=port))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def test_5xx_is_tried_again_with_the_same_request_after_a_growing_pause(scripted):
+    server = scripted(503, 502, 500, 200)
+    pieces, err = drain(OpenAIGenerator(server.url, timeout=5, retries=3, backoff=0.1))
+    assert err is None and pieces == ["Hel", "lo"]
+    assert len(server.bodies) == 4 and all(b == server.bodies[0] for b in server.bodies)
+    assert server.bodies[0]["stream"] is True and server.bodies[0]["messages"] == MESSAGES
+    pauses = [b - a for a, b in itertools.pairwise(server.times)]
+    assert pauses[0] >= 0.1 and pauses[1] >= 0.2 and pauses[2] >= 0.4, pauses
+
+
+def test_when_the_tries_are_spent_the_last_answer_is_the_error(scripted):
+    server = scripted(503)
+    _, err = drain(OpenAIGenerator(server.url, timeout=5, retries=2, backoff=0.01))
+    assert len(server.bodies) == 3
+    assert str(err) == (
+        f"the LLM server at {server.url} answered HTTP 503: Service Unavailable "
+        "(scripted 503); check its log"
+    )
+
+
+def test_4xx_is_not_tried_again_and_says_what_to_check(scripted):
+    server = scripted(404)
+    _, err = drain(OpenAIGenerator(server.url, timeout=5, backoff=0.01))
+    assert len(server.bodies) == 1
+    assert str(err) == (
+        f"the LLM server at {server.url} answered HTTP 404: Not Found (scripted 404); "
+        "check --llm-url (it ends in /v1) and that the server has the model 'default'"
+    )
+
+
+def test_a_server_that_starts_late_is_reached(scripted):
+    """Refused twice, then a server is listening: llama.cpp's server takes a while to start."""
+    port = free_port()
+    late = threading.Timer(0.4, lambda: scripted(200, port=port))
+    late.start()
+    try:
+        gen = OpenAIGenerator(f"http://127.0.0.1:{port}/v1", timeout=5, retries=4, backoff=0.2)
+        pieces, err = drain(gen)
+    finally:
+        late.join()
+    assert err is None and pieces == ["Hel", "lo"]
+
+
+@pytest.mark.parametrize(
+    "what,says",
+    [
+        ("stall", "did not answer within 1 s; check it or raise RAG_LLM_TIMEOUT"),
+        ("cut", "broke off its reply (peer closed connection"),
+        ("page", "did not send an OpenAI chat-completions stream; check --llm-url"),
+    ],
+)
+def test_a_request_the_server_took_is_not_sent_again(scripted, what, says):
+    """Once the server has the request, sending it again could only repeat a reply: a stall,
+    a cut stream (after its first piece) and a wrong answer each end in one error."""
+    server = scripted(what, 200)
+    began = time.monotonic()
+    pieces, err = drain(OpenAIGenerator(server.url, timeout=1, backoff=0.01))
+    assert isinstance(err, ModelError) and says in str(err), repr(err)
+    assert len(server.bodies) == 1 and time.monotonic() - began < 5
+    assert pieces == (["Hel"] if what == "cut" else [])
 
 
 # -- a real llama.cpp server ---------------------------------------------------------------
