@@ -16,20 +16,26 @@ from .settings import Settings
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    # Values stay text here: Settings reads and checks them, as it does RAG_* and rag.toml.
     g = p.add_argument_group("settings (each also a RAG_* environment variable)")
     g.add_argument("--index-dir", help="where the index lives (RAG_INDEX_DIR, default index)")
     g.add_argument("--embed-model", help="a local sentence-transformers folder (RAG_EMBED_MODEL)")
     g.add_argument("--gguf", help="a GGUF model file (RAG_GGUF; default: bundled SmolLM2-135M)")
     g.add_argument("--llm-url", help="an OpenAI-compatible server, http://HOST:PORT/v1 (RAG_LLM_URL)")
-    g.add_argument("--top-k", type=int, help="chunks to retrieve (RAG_TOP_K, default 5)")
-    g.add_argument("--evidence-k", type=int, help="sentences offered as sources (default 3)")
-    g.add_argument("--mode", choices=["generate", "extractive"], help="answer mode (RAG_MODE)")
-    g.add_argument("--retrieval", choices=["hybrid", "dense", "bm25"], help="RAG_RETRIEVAL")
-    g.add_argument("--chunk-size", type=int, help="characters per chunk (RAG_CHUNK_SIZE)")
+    g.add_argument("--top-k", metavar="N", help="chunks to retrieve (RAG_TOP_K, default 5)")
+    g.add_argument("--evidence-k", metavar="N", help="sentences offered as sources (default 3)")
+    g.add_argument("--mode", metavar=_one_of("mode"), help="answer mode (RAG_MODE)")
+    g.add_argument("--retrieval", metavar=_one_of("retrieval"), help="RAG_RETRIEVAL")
+    g.add_argument("--chunk-size", metavar="N", help="characters per chunk (RAG_CHUNK_SIZE)")
     g.add_argument("--collection", help='a name for the indexed documents, e.g. "Kitchen notes" '
                    "(RAG_COLLECTION; default: the documents)")
-    g.add_argument("--threads", dest="n_threads", type=int, help="llama.cpp threads (default: all cores)")
+    g.add_argument("--threads", dest="n_threads", metavar="N",
+                   help="llama.cpp threads (default: all cores)")
     g.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+
+
+def _one_of(name: str) -> str:
+    return "{" + ",".join(Settings.choices(name)) + "}"
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
@@ -56,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="the chat UI on 127.0.0.1:7860")
     p.add_argument("--host", help="address to bind (RAG_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (RAG_PORT, default 7860)")
+    p.add_argument("--port", metavar="N", help="port (RAG_PORT, default 7860)")
     p.add_argument("--auth", help="USER:PASSWORD required to open the UI (RAG_AUTH)")
     p.add_argument("--index-path", action="append", default=None, metavar="PATH",
                    help="index these documents before serving (default: seeds)")
