@@ -194,12 +194,50 @@ def format_answer(answer) -> str:
 def cmd_serve(args) -> int:
     import os
 
-    from ui.app import serve
-
     settings = _settings(args, host=args.host, port=args.port, models_dir=args.models_dir,
                          allow_model_switch=args.allow_model_switch)
+    serve = _find_ui()
     auth = args.auth or os.environ.get("RAG_AUTH") or None
     return serve(settings, auth=auth, index_paths=args.index_path or ["seeds"])
+
+
+UI_ENTRY_POINTS = "rag.serve"
+
+
+def _find_ui(found: Iterable | None = None):
+    """The chat UI's `serve(settings, auth=, index_paths=)`, found through the `rag.serve`
+    entry point that the UI's package declares (pyproject.toml). The core never imports the UI,
+    so `rag` works where gradio is not installed."""
+    if found is None:
+        from importlib.metadata import entry_points
+
+        found = list(entry_points(group=UI_ENTRY_POINTS)) or _declared_here()
+    found = sorted(found, key=lambda ep: ep.name)
+    if not found:
+        raise RagError("`rag serve` needs the chat UI, which is not installed: run "
+                       "`pip install -e .` in the project folder")
+    try:
+        return found[0].load()
+    except ModuleNotFoundError as e:
+        raise RagError(f"the chat UI ({found[0].value}) needs the module {e.name}, which is not "
+                       "installed: run `pip install -e .` in the project folder") from None
+
+
+def _declared_here() -> list:
+    """The `rag.serve` entry points in the pyproject.toml of the checkout this code runs from:
+    its installed metadata may predate them (an editable install is not refreshed when
+    pyproject.toml changes), or it may run from PYTHONPATH, not installed at all."""
+    import tomllib
+    from importlib.metadata import EntryPoint
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        declared = project["entry-points"][UI_ENTRY_POINTS]
+    except (OSError, ValueError, KeyError):  # installed from a wheel: no pyproject.toml beside it
+        return []
+    return [EntryPoint(name, value, UI_ENTRY_POINTS) for name, value in declared.items()]
 
 
 def cmd_eval(args) -> int:

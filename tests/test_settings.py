@@ -1,11 +1,20 @@
-"""Settings: where each value comes from, and the one line that names a bad one and its source."""
+"""Settings: where each value comes from, the one line that names a bad one and its source, and
+the core's independence from the UI (`rag serve` finds it through an entry point)."""
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import EntryPoint
+
 import pytest
 
-from rag import InputError, Settings
-from rag.cli import main
+from rag import InputError, RagError, Settings
+from rag.cli import UI_ENTRY_POINTS, _declared_here, _find_ui, main
+
+from .conftest import ROOT
 
 
 def test_settings_come_from_config_file_then_env_then_flags(tmp_path):
@@ -125,3 +134,48 @@ def test_the_limits_are_read_from_the_fields():
     assert Settings.limits("index_dir") == (None, None)
     assert Settings.choices("retrieval") == ("hybrid", "dense", "bm25")
     assert Settings.choices("top_k") == ()
+
+
+# -- the core and the UI ---------------------------------------------------------------------
+def test_no_module_of_the_core_imports_the_ui_or_gradio():
+    """Not at the top of a file, nor inside a function: `rag serve` looks the UI up instead."""
+    for path in sorted((ROOT / "rag").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n.split(".")[0] in ("ui", "gradio")], path.name
+
+
+def test_the_cli_and_the_pipeline_run_without_loading_gradio():
+    code = (
+        "import sys, rag, rag.cli, rag.loader, rag.pipeline\n"
+        "try:\n    rag.cli.main(['ask', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'ui')))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "[]"
+
+
+def test_rag_serve_finds_the_ui_through_the_entry_point_pyproject_declares():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["entry-points"][UI_ENTRY_POINTS] == {"ui": "ui.app:serve"}
+    from ui.app import serve
+
+    assert _find_ui() is serve
+    # what a checkout finds when its installed metadata predates the entry point
+    assert _find_ui(_declared_here()) is serve
+
+
+def test_rag_serve_without_the_ui_names_the_fix():
+    with pytest.raises(RagError, match=r"not installed: run `pip install -e \.`"):
+        _find_ui([])
+    missing = EntryPoint("ui", "no_such_ui.app:serve", UI_ENTRY_POINTS)
+    with pytest.raises(RagError, match=r"needs the module no_such_ui, .*`pip install -e \.`"):
+        _find_ui([missing])
