@@ -16,20 +16,26 @@ from .settings import Settings
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    # Values stay text here: Settings reads and checks them, as it does RAG_* and rag.toml.
     g = p.add_argument_group("settings (each also a RAG_* environment variable)")
     g.add_argument("--index-dir", help="where the index lives (RAG_INDEX_DIR, default index)")
     g.add_argument("--embed-model", help="a local sentence-transformers folder (RAG_EMBED_MODEL)")
     g.add_argument("--gguf", help="a GGUF model file (RAG_GGUF; default: bundled SmolLM2-135M)")
     g.add_argument("--llm-url", help="an OpenAI-compatible server, http://HOST:PORT/v1 (RAG_LLM_URL)")
-    g.add_argument("--top-k", type=int, help="chunks to retrieve (RAG_TOP_K, default 5)")
-    g.add_argument("--evidence-k", type=int, help="sentences offered as sources (default 3)")
-    g.add_argument("--mode", choices=["generate", "extractive"], help="answer mode (RAG_MODE)")
-    g.add_argument("--retrieval", choices=["hybrid", "dense", "bm25"], help="RAG_RETRIEVAL")
-    g.add_argument("--chunk-size", type=int, help="characters per chunk (RAG_CHUNK_SIZE)")
+    g.add_argument("--top-k", metavar="N", help="chunks to retrieve (RAG_TOP_K, default 5)")
+    g.add_argument("--evidence-k", metavar="N", help="sentences offered as sources (default 3)")
+    g.add_argument("--mode", metavar=_one_of("mode"), help="answer mode (RAG_MODE)")
+    g.add_argument("--retrieval", metavar=_one_of("retrieval"), help="RAG_RETRIEVAL")
+    g.add_argument("--chunk-size", metavar="N", help="characters per chunk (RAG_CHUNK_SIZE)")
     g.add_argument("--collection", help='a name for the indexed documents, e.g. "Kitchen notes" '
                    "(RAG_COLLECTION; default: the documents)")
-    g.add_argument("--threads", dest="n_threads", type=int, help="llama.cpp threads (default: all cores)")
+    g.add_argument("--threads", dest="n_threads", metavar="N",
+                   help="llama.cpp threads (default: all cores)")
     g.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+
+
+def _one_of(name: str) -> str:
+    return "{" + ",".join(Settings.choices(name)) + "}"
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
@@ -56,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="the chat UI on 127.0.0.1:7860")
     p.add_argument("--host", help="address to bind (RAG_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (RAG_PORT, default 7860)")
+    p.add_argument("--port", metavar="N", help="port (RAG_PORT, default 7860)")
     p.add_argument("--auth", help="USER:PASSWORD required to open the UI (RAG_AUTH)")
     p.add_argument("--index-path", action="append", default=None, metavar="PATH",
                    help="index these documents before serving (default: seeds)")
@@ -188,12 +194,50 @@ def format_answer(answer) -> str:
 def cmd_serve(args) -> int:
     import os
 
-    from ui.app import serve
-
     settings = _settings(args, host=args.host, port=args.port, models_dir=args.models_dir,
                          allow_model_switch=args.allow_model_switch)
+    serve = _find_ui()
     auth = args.auth or os.environ.get("RAG_AUTH") or None
     return serve(settings, auth=auth, index_paths=args.index_path or ["seeds"])
+
+
+UI_ENTRY_POINTS = "rag.serve"
+
+
+def _find_ui(found: Iterable | None = None):
+    """The chat UI's `serve(settings, auth=, index_paths=)`, found through the `rag.serve`
+    entry point that the UI's package declares (pyproject.toml). The core never imports the UI,
+    so `rag` works where gradio is not installed."""
+    if found is None:
+        from importlib.metadata import entry_points
+
+        found = list(entry_points(group=UI_ENTRY_POINTS)) or _declared_here()
+    found = sorted(found, key=lambda ep: ep.name)
+    if not found:
+        raise RagError("`rag serve` needs the chat UI, which is not installed: run "
+                       "`pip install -e .` in the project folder")
+    try:
+        return found[0].load()
+    except ModuleNotFoundError as e:
+        raise RagError(f"the chat UI ({found[0].value}) needs the module {e.name}, which is not "
+                       "installed: run `pip install -e .` in the project folder") from None
+
+
+def _declared_here() -> list:
+    """The `rag.serve` entry points in the pyproject.toml of the checkout this code runs from:
+    its installed metadata may predate them (an editable install is not refreshed when
+    pyproject.toml changes), or it may run from PYTHONPATH, not installed at all."""
+    import tomllib
+    from importlib.metadata import EntryPoint
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        declared = project["entry-points"][UI_ENTRY_POINTS]
+    except (OSError, ValueError, KeyError):  # installed from a wheel: no pyproject.toml beside it
+        return []
+    return [EntryPoint(name, value, UI_ENTRY_POINTS) for name, value in declared.items()]
 
 
 def cmd_eval(args) -> int:

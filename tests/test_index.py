@@ -226,18 +226,6 @@ def _tiny_pdf(text: str) -> bytes:
     return _pdf(objs)
 
 
-def test_settings_come_from_config_file_then_env_then_flags(tmp_path, monkeypatch):
-    conf = tmp_path / "my.toml"
-    conf.write_text('[rag]\ngguf = "models/big.gguf"\ntop_k = 8\nmode = "extractive"\n')
-    s = Settings.load(env={"RAG_CONFIG": str(conf), "RAG_TOP_K": "3"}, mode="generate")
-    assert (s.gguf, s.top_k, s.mode) == ("models/big.gguf", 3, "generate")
-    conf.write_text('[rag]\ntop_kk = 8\n')
-    with pytest.raises(InputError, match="unknown settings top_kk"):
-        Settings.load(env={"RAG_CONFIG": str(conf)})
-    with pytest.raises(InputError, match="RAG_TOP_K='many' is not a number"):
-        Settings.load(env={"RAG_TOP_K": "many"})
-
-
 def test_two_writers_lose_no_update(tmp_path, embedder, docs_copy):
     """The UI and a `rag index` in another terminal: the lock serializes load..save."""
     import threading

@@ -177,10 +177,24 @@ def test_a_busy_port_is_named_with_the_fix(service):
 def test_answer_settings_are_checked_with_a_sentence(service):
     assert service.overrides("8", "extractive") == {"top_k": 8, "mode": "extractive"}
     assert service.overrides(None, "") == {}
-    with pytest.raises(InputError, match="top-k must be between 1 and 50"):
+    with pytest.raises(InputError, match="^top_k = 0 must be at least 1$"):
         service.overrides(0, None)
-    with pytest.raises(InputError, match="answer mode must be generate or extractive"):
+    with pytest.raises(InputError, match="^top_k = 51 must be at most 50$"):
+        service.overrides("51", None)
+    with pytest.raises(InputError, match="^top-k must be a whole number, not 'many'$"):
+        service.overrides("many", None)
+    with pytest.raises(InputError, match='^mode = "chatty" must be generate or extractive$'):
         service.overrides(None, "chatty")
+
+
+def test_the_top_k_slider_spans_the_bounds_settings_holds(service):
+    import gradio as gr
+
+    from rag import Settings
+
+    demo = build_app(service)
+    (slider,) = [b for b in demo.blocks.values() if isinstance(b, gr.Slider)]
+    assert (slider.minimum, slider.maximum) == Settings.limits("top_k")
 
 
 def test_the_model_list_offers_the_bundled_model_and_gguf_files_in_models_dir(service):
@@ -288,10 +302,10 @@ def test_ask_abstains_when_the_articles_do_not_say(client):
     "args,message",
     [
         (("   ",), "the question is empty: type a question about the documents"),
-        (("Where will Macron meet Trump?", [], 0), "top-k must be between 1 and 50, not 0"),
+        (("Where will Macron meet Trump?", [], 0), "top_k = 0 must be at least 1"),
         (
             ("Where will Macron meet Trump?", [], 5, "poetry"),
-            "answer mode must be generate or extractive",
+            'mode = "poetry" must be generate or extractive',
         ),
     ],
 )

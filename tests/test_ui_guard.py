@@ -196,7 +196,7 @@ def test_model_switching_is_a_setting_off_by_default_and_a_serve_flag():
     assert Settings.load(env={}).allow_model_switch is False
     assert Settings.load(env={"RAG_ALLOW_MODEL_SWITCH": "1"}).allow_model_switch is True
     assert Settings.load(env={"RAG_ALLOW_MODEL_SWITCH": "off"}).allow_model_switch is False
-    with pytest.raises(InputError, match="RAG_ALLOW_MODEL_SWITCH='maybe' must be 1 or 0"):
+    with pytest.raises(InputError, match='RAG_ALLOW_MODEL_SWITCH="maybe" must be 1 or 0'):
         Settings.load(env={"RAG_ALLOW_MODEL_SWITCH": "maybe"})
     args = build_parser().parse_args(["serve", "--allow-model-switch", "--models-dir", "m"])
     assert (args.allow_model_switch, args.models_dir) == (True, "m")

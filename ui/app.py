@@ -284,7 +284,10 @@ def build_app(service: Service) -> gr.Blocks:
                     gr.HTML(f'<div class="rag-hint">{escape(hint)}.</div>')
                 gr.Markdown("**Answers** — for this browser tab only.")
                 top_k = gr.Slider(
-                    1, 20, value=s.top_k, step=1, label="Passages to retrieve (top-k)"
+                    *Settings.limits("top_k"),
+                    value=s.top_k,
+                    step=1,
+                    label="Passages to retrieve (top-k)",
                 )
                 mode = gr.Radio(
                     [

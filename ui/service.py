@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 # The file types rag's ingest reads (tests check this matches the engine).
 UPLOAD_TYPES = SUPPORTED_TYPES
-MAX_TOP_K = 50
 BUNDLED = "SmolLM2-135M-Instruct (bundled)"  # the model choice that means settings.gguf = ""
 SWITCH_OFF = (
     "switching models is off on this server; whoever runs it can allow it with "
@@ -148,19 +147,16 @@ class Service:
 
     # -- answers ---------------------------------------------------------------------------
     def overrides(self, top_k=None, mode=None) -> dict:
+        """One request's top-k and answer mode, checked against the bounds in Settings."""
         out = {}
         if top_k not in (None, ""):
             try:
-                k = int(top_k)
+                out["top_k"] = int(top_k)
             except (TypeError, ValueError):
                 raise InputError(f"top-k must be a whole number, not {top_k!r}") from None
-            if not 1 <= k <= MAX_TOP_K:
-                raise InputError(f"top-k must be between 1 and {MAX_TOP_K}, not {k}")
-            out["top_k"] = k
         if mode not in (None, ""):
-            if mode not in ("generate", "extractive"):
-                raise InputError(f"answer mode must be generate or extractive, not {mode!r}")
             out["mode"] = mode
+        self.settings.replace(**out)
         return out
 
     def stream(
