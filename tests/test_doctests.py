@@ -1,4 +1,5 @@
-"""The examples in rag's docstrings are run, so a reader can trust them. None loads a model."""
+"""The examples in rag's docstrings (and the test helpers') are run, so a reader can trust
+them. None loads a model."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import rag
 
 # __main__ runs the CLI when imported
 MODULES = ["rag"] + [f"rag.{m.name}" for m in pkgutil.iter_modules(rag.__path__)
-                     if m.name != "__main__"]
+                     if m.name != "__main__"] + ["tests.scripted"]
 
 
 @pytest.mark.parametrize("name", MODULES)
