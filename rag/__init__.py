@@ -1,8 +1,10 @@
 """Offline question answering over your own documents, with every claim cited to its passage.
 
     >>> from rag import Settings, open_pipeline
-    >>> answer = open_pipeline(Settings.load()).ask("What did Macron say about China?")
-    >>> print(answer.text, [c.quote for c in answer.citations])
+    >>> answer = open_pipeline(Settings.load()).ask("What did Macron say about China?")  # doctest: +SKIP
+    >>> print(answer.text, [c.quote for c in answer.citations])  # doctest: +SKIP
+
+(Not run as a doctest: it needs `rag index seeds/` first and loads both models.)
 """
 
 from .errors import (

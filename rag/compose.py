@@ -17,13 +17,16 @@ from .verify import Checker, split_markers
 
 _PARTS = re.compile(r",?\s+and\s+(?=(?:what|where|when|who|whom|why|how|which)\b)", re.I)
 _ELABORATES = re.compile(r"(he|she|they|it|this|these|that|those|such|his|her|their)\b", re.I)
-# phrases small models put before an answer; they claim nothing, so they are dropped
+# phrases small models put before an answer ("Sure! Based on the sources, ..."); they claim
+# nothing, so they are dropped, as many as open the sentence
 _PREAMBLE = re.compile(
-    r"^(according to (the )?(sources?|articles?|documents?|text)( \[\d+\])?,?\s*|"
+    r"^((sure|certainly|of course|okay)\b[,.!]?\s*|"
+    r"based on (the )?(provided |given )?(sources?|articles?|documents?|text)( provided| given)?,?\s*|"
+    r"according to (the )?(sources?|articles?|documents?|text)( \[\d+\])?,?\s*|"
     r"(the )?(sources?|articles?|documents?|text)( cited| used| given)?( in the question)?"
     r" (says?|suggests?|states?|shows?|mentions?|notes?|reports?|are|is)\b( that)?:?\s*|"
     r"(the )?answer( to the question)? is\b:?\s*|answer:\s*|"
-    r"it (only )?(says?|mentions?|states?|notes?)\b( that)?:?\s*)",
+    r"it (only )?(says?|mentions?|states?|notes?)\b( that)?:?\s*)+",
     re.I,
 )
 
@@ -97,7 +100,11 @@ def checked(
     reasons = []
     spans = split_sentences(draft)
     if spans and not re.search(r"[.!?\]”\"’)]$", draft[spans[-1].start : spans[-1].end]):
-        spans = spans[:-1]  # cut off by the token limit: an unfinished sentence claims nothing
+        # cut off by the token limit: an unfinished sentence claims nothing. Closed with a full
+        # stop, the last span splits into the sentences it holds (left open, a short draft reads
+        # as a title: one span), and only the unfinished one is dropped
+        last = spans.pop()
+        spans += [sp for sp in split_sentences(draft[: last.end] + ".")[:-1] if sp.start >= last.start]
     floor = RELEVANT * evidence[0].score if evidence else 0.0
     pieces = [p for sp in spans for p in re.split(r";\s+", draft[sp.start : sp.end])]
     for piece in pieces:

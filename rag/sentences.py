@@ -6,9 +6,9 @@ heading or a line that clearly ended early says otherwise. Text with one paragra
 (news exports, rendered HTML) is read line by line. Headings come from what marks them: a
 Markdown `#`, an underline, a numbered section title, or a short line standing alone.
 
-    >>> text = "Mix 500 grams of flour with 350 grams of water and\\n100 grams of starter. Rest it.\\n"
-    >>> [text[s.start:s.end] for s in split_sentences(text)][0]
-    'Mix 500 grams of flour with 350 grams of water and\\n100 grams of starter.'
+    >>> text = "Mix 500 grams of flour with 350 grams of\\nwater and 100 grams of starter. Rest it.\\n"
+    >>> [text[s.start:s.end] for s in split_sentences(text)]
+    ['Mix 500 grams of flour with 350 grams of\\nwater and 100 grams of starter.', 'Rest it.']
 
 Every span is exact: `text[span.start:span.end]` is the sentence, line breaks and all.
 """

@@ -17,7 +17,7 @@ import numpy as np
 
 from .answer_type import GENERIC_HEADS, focus, want
 from .embed import Embedder
-from .terms import content_stems, salient_terms, stem, text_stems, tokens
+from .terms import QUESTION_WORDS, STOPWORDS, content_stems, salient_terms, stem, text_stems, tokens
 from .types import Evidence
 
 MARKER = re.compile(r"\s*\[(\d+)\]")
@@ -170,6 +170,29 @@ def _speakers(text: str) -> set[str]:
     return out
 
 
+# numbers written as words ("three million", "its fourth year") are numbers the source must have
+_NUMBER_WORDS = frozenset(
+    """zero two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+    sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety
+    hundred thousand million billion trillion dozen first second third fourth fifth sixth
+    seventh eighth ninth tenth twice half""".split()
+)
+
+
+def _held_words(sentence: str) -> set[str]:
+    """Stems the cited source must have beyond `salient_terms`' names and numbers: every
+    capitalised word, at the start of the sentence or after a quote too ("Macron’s rhetoric
+    resonates ..." with Trump's name swapped out), and numbers written as words."""
+    out = set()
+    for tok in tokens(sentence):
+        low = tok.lower()
+        if tok[0].isupper() and low not in STOPWORDS and low not in QUESTION_WORDS:
+            out.add(stem(tok))
+        out |= {stem(p) for p in re.split(r"[-'’]", low) if p in _NUMBER_WORDS
+                or p.endswith("s") and p[:-1] in _NUMBER_WORDS}
+    return out
+
+
 def _sentence_initial_common(word: str) -> bool:
     return word.lower() in {"he", "she", "they", "it", "this", "that", "the", "we", "i", "who"}
 
@@ -201,7 +224,8 @@ class Checker:
         source = " ".join(e.text for e in cited)
         have = text_stems(source)
         surface = {stem(t): t for t in tokens(sentence)}  # report words as written, not stems
-        loose = sorted(surface.get(s, s) for s in (sal.names | sal.numbers) - have)
+        held = sal.names | sal.numbers | _held_words(sentence)
+        loose = sorted(surface.get(s, s) for s in held - have)
         if loose:
             return Support(False, tuple(ns), f"names or numbers not in {src}: {', '.join(loose)}")
         share = len(words & have) / len(words)
@@ -213,7 +237,8 @@ class Checker:
             return Support(False, tuple(ns), which)
         speakers = _speakers(sentence) - _speakers(source)
         if speakers:
-            return Support(False, tuple(ns), f"{src} does not say that {', '.join(sorted(speakers))} said it")
+            who = ", ".join(sorted(surface.get(s, s) for s in speakers))
+            return Support(False, tuple(ns), f"{src} does not say that {who} said it")
         vecs = self.embedder.embed([sentence, *[e.text for e in cited]])
         cos = float(np.max(vecs[1:] @ vecs[0]))
         if cos < MIN_SUPPORT_COSINE:

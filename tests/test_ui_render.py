@@ -6,10 +6,9 @@ from pathlib import Path
 import pytest
 
 from rag import Answer, Citation, InputError
-from rag.ingest import SUPPORTED
 from ui import render
 from ui.app import bind_warning, is_loopback, parse_auth
-from ui.service import UPLOAD_TYPES, safe_upload_name, upload_destination
+from ui.service import safe_upload_name, upload_destination
 
 TEXT = 'Intro line.\n\nMacron met Trump <at> the "White House" & spoke. Then he left.\n'
 QUOTE = 'Macron met Trump <at> the "White House" & spoke.'
@@ -156,10 +155,6 @@ def test_upload_destination_never_leaves_the_folder(tmp_path):
     for name in ["../../x.txt", "../uploads/../../y.md", "/abs/z.html"]:
         dest = upload_destination(folder, name)
         assert dest.resolve().parent == folder.resolve()
-
-
-def test_upload_types_match_what_the_engine_reads():
-    assert set(UPLOAD_TYPES) == set(SUPPORTED)
 
 
 # -- launch options ------------------------------------------------------------------------

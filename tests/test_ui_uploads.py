@@ -3,14 +3,17 @@ no more text than the upload limit allows. Real files, MiniLM, and a real Gradio
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from rag import InputError
+from rag.ingest import SUPPORTED, read_document
 from ui import render
-from ui.service import UploadJob
+from ui.app import build_app
+from ui.service import UploadJob, safe_upload_name
 
 from .test_ui_api import LUNAR, client_for, snapshot
 from .ui_helpers import make_service, running
@@ -52,6 +55,26 @@ def test_a_file_over_the_per_file_limit_too_names_that_limit(tmp_path, seed_sett
         service.add_upload(DATA / "Apache-2.0.txt")
     assert "over the limit of 8,000 per file (RAG_MAX_FILE_CHARS)" in str(err.value)
     assert "RAG_MAX_UPLOAD_CHARS" not in str(err.value)
+
+
+# a real file for each type the engine reads; a type added without one fails the test below
+SAMPLES = {".txt": "Apache-2.0.txt", ".md": "pip-authentication.md",
+           ".markdown": "pip-authentication.md", ".rst": "venv.rst", ".html": "venv.html",
+           ".htm": "venv.html", ".pdf": "shared-mime-info-spec.pdf"}
+
+
+def test_the_upload_widget_offers_exactly_the_types_the_engine_reads(service, tmp_path):
+    """The types the page's file picker offers, read from the built app, are the ingester's
+    own list; and each is really read: a real file of that type gives its text."""
+    (widget,) = [b for b in build_app(service).blocks.values()
+                 if getattr(b, "elem_id", None) == "rag-upload"]
+    assert sorted(widget.file_types) == sorted(SUPPORTED)
+    for ext in widget.file_types:
+        assert safe_upload_name(f"Report{ext.upper()}") == f"Report{ext}"
+        sample = tmp_path / f"sample{ext}"
+        shutil.copy(DATA / SAMPLES[ext], sample)
+        text, _ = read_document(sample)
+        assert len(text.split()) > 200, ext
 
 
 def test_an_upload_is_indexed_in_the_background_and_reports_its_progress(service, tmp_path):

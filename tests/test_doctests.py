@@ -1,0 +1,30 @@
+"""The examples in rag's docstrings (and the test helpers') are run, so a reader can trust
+them. None loads a model."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import rag
+
+# __main__ runs the CLI when imported
+MODULES = ["rag"] + [f"rag.{m.name}" for m in pkgutil.iter_modules(rag.__path__)
+                     if m.name != "__main__"] + ["tests.scripted"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_hold(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, report=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} fail"
+
+
+def test_the_examples_are_found():
+    """A module that moves or a runner that finds nothing would pass the test above vacuously."""
+    found = {name: doctest.testmod(importlib.import_module(name), report=False).attempted
+             for name in ("rag.compose", "rag.sentences", "rag.terms", "rag.pipeline")}
+    assert all(found.values()), found
