@@ -1,0 +1,215 @@
+"""The figures `rag bench` leads with: how long a person waits, alone and among twenty, how fast
+documents are indexed, and what the shipped embedding path costs in retrieval quality.
+
+    first_answer_p50_ms_20_users   20 gradio_client users ask at once against a real `rag serve`
+    first_answer_p95_ms_20_users   (a child process); each is timed from its request until the
+                                   checked answer (the quote or the abstention) reaches it
+    answer_p50_ms                  one person, questions asked one after another, to the final
+                                   answer (the model's checked rewrite, or the quote)
+    recall_delta                   recall@k of the gold passages with the shipped embedder minus
+                                   with today's full MiniLM (sentence-transformers on torch),
+                                   hybrid retrieval, macro-averaged over the benchmark corpora
+
+`overhead_ratio` and `index_chunks_per_s` come from the run's LLM and build sections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from rag.embed import Embedder, SentenceTransformerEmbedder, load_embedder
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+from rag.types import Answer
+
+USERS = 20
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+# -- one person ---------------------------------------------------------------------------
+def single_user(pipeline: Pipeline, questions: list[str]) -> dict:
+    """First and final answer times of questions asked one after another, in the default mode."""
+    first, final, modes = [], [], []
+    for q in questions:
+        t0 = time.perf_counter()
+        seen = None
+        for event in pipeline.stream(q):
+            if isinstance(event, Answer):
+                seen = seen if seen is not None else time.perf_counter() - t0
+                answer = event
+        final.append((time.perf_counter() - t0) * 1000)
+        first.append(seen * 1000)
+        modes.append(answer.mode)
+    return {"questions": len(questions), "first_answer_p50_ms": _pct(first, 50),
+            "answer_p50_ms": _pct(final, 50), "answer_p95_ms": _pct(final, 95),
+            "modes": {m: modes.count(m) for m in sorted(set(modes))}}
+
+
+# -- twenty people ------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, limit_s: float = 300) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"`rag serve` exited {proc.returncode} before it listened")
+        try:
+            with urllib.request.urlopen(url + "config", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"`rag serve` did not listen within {limit_s:.0f} s")
+
+
+def concurrent_users(seeds: Path, questions: list[str], users: int = USERS,
+                     mode: str = "") -> dict:
+    """`users` clients ask at the same moment (one question each) against a `rag serve` child
+    over its own index of `seeds`; per client, the time to its first answer (the checked quote
+    or the abstention, which is also the final answer when there is no rewrite) and to its
+    final answer."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client asks the Hub otherwise
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with tempfile.TemporaryDirectory(prefix="rag-bench-serve-") as index_dir:
+        env = {**os.environ, "RAG_INDEX_DIR": index_dir, "RAG_PORT": str(port)}
+        if mode:
+            env["RAG_MODE"] = mode
+        cmd = [sys.executable, "-m", "rag", "serve", "--index-path", str(seeds)]
+        rows = _ask_all(cmd, env, url, questions, users)
+    first = [r["first_ms"] for r in rows if "first_ms" in r]
+    final = [r["final_ms"] for r in rows if "final_ms" in r]
+    modes = [r.get("mode", "error") for r in rows]
+    return {"users": users, "answered": len(final), "errors": [r["error"] for r in rows
+                                                             if "error" in r][:3],
+            "first_answer_p50_ms": _pct(first, 50), "first_answer_p95_ms": _pct(first, 95),
+            "final_answer_p50_ms": _pct(final, 50), "final_answer_p95_ms": _pct(final, 95),
+            "modes": {m: modes.count(m) for m in sorted(set(modes))}}
+
+
+def _ask_all(cmd: list[str], env: dict, url: str, questions: list[str], users: int) -> list[dict]:
+    """Start the server, let `users` clients ask at once, stop the server; one row per client."""
+    from gradio_client import Client
+
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          text=True) as proc:
+        try:
+            _wait_until_up(url, proc)
+            clients = [Client(url, verbose=False) for _ in range(users)]
+            clients[0].predict(questions[0], api_name="/ask")  # warm: models and caches loaded
+            start = threading.Barrier(users)
+            rows: list[dict] = [{} for _ in range(users)]
+
+            def ask(i: int) -> None:
+                q = questions[i % len(questions)]
+                start.wait()
+                t0 = time.perf_counter()
+                try:
+                    for out in clients[i].submit(q, [], None, None, api_name="/ask"):
+                        rows[i].setdefault("first_ms", (time.perf_counter() - t0) * 1000)
+                        rows[i]["mode"] = out["mode"]
+                    rows[i]["final_ms"] = (time.perf_counter() - t0) * 1000
+                except Exception as e:  # noqa: BLE001 - every failure is reported
+                    rows[i]["error"] = f"{type(e).__name__}: {e}"
+
+            threads = [threading.Thread(target=ask, args=(i,)) for i in range(users)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    return rows
+
+
+# -- retrieval quality of the shipped embedder --------------------------------------------
+def recall_delta(settings: Settings, names: list[str] | None = None) -> dict:
+    """recall@k (hybrid, top_k of the settings) per benchmark corpus, shipped embedder vs
+    sentence-transformers on torch; indexes are cached in eval/corpora/<name>/index*."""
+    from .corpora import all_corpora
+    from .evaluate import corpus_index, corpus_items, gold_rank
+
+    corpora = [c for c in all_corpora() if names is None or c.name in names]
+    s = settings.replace(mode="extractive", retrieval="hybrid")
+    sides: dict[str, Embedder] = {"shipped": load_embedder(settings.embed_model),
+                                  "torch": SentenceTransformerEmbedder(settings.embed_model)}
+    per: dict[str, dict[str, float]] = {k: {} for k in sides}
+    for side, embedder in sides.items():
+        pipeline = None
+        for c in corpora:
+            try:
+                index = corpus_index(c, s, embedder)
+            except Exception as e:  # noqa: BLE001 - a corpus not fetched is skipped, and said
+                per[side][c.name] = float("nan")
+                print(f"bench: recall on {c.name} skipped: {e}", file=sys.stderr)
+                continue
+            if pipeline is None:
+                pipeline = Pipeline(s, index, embedder, None)
+            else:
+                pipeline.set_index(index)
+            ranks = [gold_rank(pipeline, it, s) for it in corpus_items(c) if it.answerable]
+            per[side][c.name] = sum(r is not None for r in ranks) / max(1, len(ranks))
+    names_ok = [n for n in per["shipped"] if not np.isnan(per["shipped"][n])]
+    avg = {k: statistics.mean(per[k][n] for n in names_ok) if names_ok else None for k in per}
+    delta = round(avg["shipped"] - avg["torch"], 4) if names_ok else None
+    return {"corpora": names_ok, "top_k": s.top_k, "shipped": sides["shipped"].name,
+            "recall_shipped": round(avg["shipped"], 4) if names_ok else None,
+            "recall_torch": round(avg["torch"], 4) if names_ok else None,
+            "recall_delta": delta,
+            "per_corpus": {n: {k: round(per[k][n], 4) for k in per} for n in names_ok}}
+
+
+def headline(results: dict) -> dict:
+    """The six figures of the issue, from a run's sections."""
+    users, alone = results.get("users", {}), results.get("single_user", {})
+    return {
+        "overhead_ratio": results["llm"].get("ratio"),
+        "answer_p50_ms": alone.get("answer_p50_ms"),
+        "index_chunks_per_s": results["build"]["chunks_per_s"],
+        "recall_delta": results.get("recall", {}).get("recall_delta"),
+        "first_answer_p50_ms_20_users": users.get("first_answer_p50_ms"),
+        "first_answer_p95_ms_20_users": users.get("first_answer_p95_ms"),
+    }
+
+
+def lines(results: dict) -> list[str]:
+    h, users, alone = results["headline"], results.get("users", {}), results.get("single_user", {})
+    rec = results.get("recall", {})
+    out = ["Headline"]
+    for k, v in h.items():
+        out.append(f"   {k:<30} {v if v is not None else 'not measured'}")
+    if alone:
+        out.append(f"   one person, {alone['questions']} questions: first answer p50 "
+                   f"{alone['first_answer_p50_ms']} ms, final p50/p95 {alone['answer_p50_ms']} / "
+                   f"{alone['answer_p95_ms']} ms; {json.dumps(alone['modes'])}")
+    if users:
+        out.append(f"   {users['users']} people at once: first answer p50/p95 "
+                   f"{users['first_answer_p50_ms']} / {users['first_answer_p95_ms']} ms; final "
+                   f"answer p50/p95 {users['final_answer_p50_ms']} / "
+                   f"{users['final_answer_p95_ms']} ms; answered {users['answered']}; "
+                   f"{json.dumps(users['modes'])}" + (f"; errors {users['errors']}"
+                                                       if users["errors"] else ""))
+    if rec.get("corpora"):
+        out.append(f"   recall@{rec['top_k']} hybrid, {rec['shipped']} vs torch MiniLM, over "
+                   f"{', '.join(rec['corpora'])}: {rec['recall_shipped']} vs "
+                   f"{rec['recall_torch']}")
+    return out
