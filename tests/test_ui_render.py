@@ -181,6 +181,6 @@ def test_ui_modules_stay_small():
 
 def test_a_quote_being_rewritten_says_so_apart_from_the_answer():
     html = render.answer_html(answer(mode="extractive", final=False, note="quoted; rewriting"))
-    assert 'class="rag-rewriting" role="status"' in html and "only if" in html
+    assert 'class="rag-rewriting" role="status"' in html and "pass the check" in html
     assert "Why:" not in html  # the reason is for the final answer
     assert "rag-rewriting" not in render.answer_html(answer(mode="extractive"))

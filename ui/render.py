@@ -89,8 +89,8 @@ def pending_html() -> str:
     return '<div class="rag-pending">Searching the documents…</div>'
 
 
-REWRITING = ("Writing a smoother answer in the background. It replaces this quote only if "
-             "every sentence of it passes the check.")
+REWRITING = ("Writing a smoother answer in the background. Only the sentences of it that pass "
+             "the check against their sources can replace this quote.")
 
 
 def error_html(message: str) -> str:
