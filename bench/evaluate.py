@@ -272,7 +272,7 @@ def _pipeline(settings: Settings, first) -> Pipeline:
     from rag.embed import load_embedder
     from rag.loader import make_generator
 
-    embedder = load_embedder(settings.embed_model)
+    embedder = load_embedder(settings.embed_model, settings.embed_backend)
     generator = make_generator(settings) if settings.mode == "generate" else None
     return Pipeline(settings, corpus_index(first, settings, embedder), embedder, generator)
 

@@ -32,7 +32,7 @@ def collect(corpora, settings: Settings) -> dict[str, list[dict]]:
 
     from .evaluate import _overlaps, corpus_index, corpus_items
 
-    embedder = load_embedder(settings.embed_model)
+    embedder = load_embedder(settings.embed_model, settings.embed_backend)
     out: dict[str, list[dict]] = {}
     pipeline = None
     for c in corpora:

@@ -150,7 +150,7 @@ def recall_delta(settings: Settings, names: list[str] | None = None) -> dict:
 
     corpora = [c for c in all_corpora() if names is None or c.name in names]
     s = settings.replace(mode="extractive", retrieval="hybrid")
-    sides: dict[str, Embedder] = {"shipped": load_embedder(settings.embed_model),
+    sides: dict[str, Embedder] = {"shipped": load_embedder(settings.embed_model, settings.embed_backend),
                                   "torch": SentenceTransformerEmbedder(settings.embed_model)}
     per: dict[str, dict[str, float]] = {k: {} for k in sides}
     for side, embedder in sides.items():

@@ -459,7 +459,7 @@ def bench_cold_start(settings: Settings, index_dir: Path, plan: Plan) -> dict:
 def run(settings: Settings, plan: Plan, progress: Callable[[str], None] = lambda _: None) -> dict:
     results: dict = {"machine": machine(), "quick": plan.quick}
     t = time.perf_counter()
-    embedder = load_embedder(settings.embed_model)
+    embedder = load_embedder(settings.embed_model, settings.embed_backend)
     results["machine"]["embedder_load_s"] = round(time.perf_counter() - t, 2)
     results["machine"]["threads"] = _threads()
     seeds, (questions, pairs) = _repo_file("seeds"), gold_questions(_repo_file("eval/gold.jsonl"))

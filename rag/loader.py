@@ -18,7 +18,7 @@ def make_generator(settings: Settings) -> Generator:
 
 def open_pipeline(settings: Settings, with_llm: bool | None = None) -> Pipeline:
     """Embedder, saved index and (for generate mode, unless with_llm=False) the LLM."""
-    embedder = load_embedder(settings.embed_model)
+    embedder = load_embedder(settings.embed_model, settings.embed_backend)
     index = load_index(settings, embedder)
     want_llm = settings.mode == "generate" if with_llm is None else with_llm
     return Pipeline(settings, index, embedder, make_generator(settings) if want_llm else None)

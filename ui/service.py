@@ -140,7 +140,7 @@ class Service:
     @classmethod
     def start(cls, settings: Settings, index_paths: Sequence[str] = (), say=print) -> Service:
         """Load the models, update the index from `index_paths`, and build the pipeline."""
-        embedder = load_embedder(settings.embed_model)
+        embedder = load_embedder(settings.embed_model, settings.embed_backend)
         index = refresh_index(settings, embedder, index_paths, say)
         generator = rag.make_generator(settings)
         return cls(settings, embedder, rag.Pipeline(settings, index, embedder, generator))
