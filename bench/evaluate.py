@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMismatch, InputError
-from rag.pipeline import Pipeline, check_question
+from rag.pipeline import Pipeline
+from rag.query import check_question, read
 from rag.settings import Settings
 from rag.types import Answer, Citation
 from rag.verify import split_markers
@@ -123,7 +124,7 @@ def _p(values: list[float], q: float) -> float | None:
 
 def gold_rank(pipeline: Pipeline, item: GoldItem, s: Settings) -> int | None:
     """The rank of the first retrieved chunk holding a gold sentence, or None."""
-    passages = pipeline.gather(check_question(item.question, s), item.history, s).passages
+    passages = pipeline.retrieve(read(check_question(item.question, s), item.history), s).passages
     return next((i + 1 for i, p in enumerate(passages) if any(
         _overlaps(pipeline.index.docs[p.chunk.doc_id].doc.source, a, b, item.gold)
         for a, b in p.chunk.sentences)), None)

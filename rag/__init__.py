@@ -17,7 +17,8 @@ from .errors import (
 from .indexer import IndexReport, load_index, remove_document, update
 from .ingest import SUPPORTED as SUPPORTED_TYPES
 from .loader import make_generator, open_pipeline
-from .pipeline import Pipeline, check_question, retrieval_query
+from .pipeline import Pipeline
+from .query import Query, check_question, read, retrieval_query
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Document, Evidence, Passage
 
@@ -36,6 +37,7 @@ __all__ = [
     "ModelError",
     "Passage",
     "Pipeline",
+    "Query",
     "RagError",
     "SUPPORTED_TYPES",
     "Settings",
@@ -43,6 +45,7 @@ __all__ = [
     "load_index",
     "make_generator",
     "open_pipeline",
+    "read",
     "remove_document",
     "retrieval_query",
     "update",

@@ -3,7 +3,7 @@
 import pytest
 
 from rag import Answer, InputError
-from rag.pipeline import retrieval_query
+from rag.query import read, retrieval_query
 
 from .conftest import file_text
 
@@ -165,9 +165,9 @@ def test_a_prompt_over_the_models_context_is_fitted_not_crashed(pipeline):
     """Budgets are in tokens: an earlier question of emoji is dropped from the prompt before
     any source is, and a question that cannot fit at all is answered by the checked quote."""
     s = pipeline.settings
-    r = pipeline.gather("How many Ukrainians have been displaced?", [], s)
-    fitted = pipeline.fit_prompt("How many Ukrainians have been displaced?", r.evidence,
-                                 ["😀" * 2000], s)
+    r = pipeline.retrieve(read("How many Ukrainians have been displaced?"), s)
+    fitted = pipeline.fit_prompt(read("How many Ukrainians have been displaced?", ["😀" * 2000]),
+                                 r.evidence, s)
     assert fitted is not None
     messages, evidence = fitted
     assert evidence == r.evidence and "Earlier question" not in messages[-1]["content"]

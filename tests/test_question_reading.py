@@ -7,7 +7,7 @@ import pytest
 
 from rag import InputError
 from rag.language import foreign_language
-from rag.pipeline import asking_part
+from rag.query import asking_part
 
 TROOPS = "deploying a security force"
 
