@@ -7,9 +7,9 @@
 
 from .errors import (
     IndexCorrupt,
-    IndexError_,
     IndexMismatch,
     IndexMissing,
+    IndexProblem,
     InputError,
     ModelError,
     RagError,
@@ -29,9 +29,9 @@ __all__ = [
     "Document",
     "Evidence",
     "IndexCorrupt",
-    "IndexError_",
     "IndexMismatch",
     "IndexMissing",
+    "IndexProblem",
     "IndexReport",
     "InputError",
     "ModelError",

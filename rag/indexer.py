@@ -17,7 +17,7 @@ import numpy as np
 from . import store
 from .chunking import chunk_document, search_text
 from .embed import Embedder
-from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, InputError
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem, InputError
 from .ingest import find_files, load_document, printable
 from .settings import Settings
 from .store import DocEntry, Index, IndexConfig
@@ -85,7 +85,7 @@ def _recorded_roots(index_dir: str) -> list[str]:
     """The folders a damaged index was built from, if its manifest can still say."""
     try:
         return store.roots_of(store.read_manifest(index_dir))
-    except IndexError_:
+    except IndexProblem:
         return []
 
 
