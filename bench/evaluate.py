@@ -171,7 +171,7 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
         "abstention_precision": _pct(sum(not r["answerable"] for r in abstained), len(abstained)),
         "abstention_recall": _pct(sum(r["mode"] == "abstained" for r in unans), len(unans)),
         "precision_when_answering": _pct(sum(bool(r["correct"]) for r in answered), len(answered)),
-        "generated_share": _pct(sum(r["mode"] == "generated" for r in ans), len(ans)),
+        "generated_share": _pct(sum(r["mode"] == "generate" for r in ans), len(ans)),
         "retrieve_p50_ms": _p(lat["retrieve_ms"], 50),
         "retrieve_p95_ms": _p(lat["retrieve_ms"], 95),
         "first_token_p50_ms": _p(lat["first_token_ms"], 50),

@@ -179,7 +179,7 @@ def format_answer(answer) -> str:
         lines.append(f"[{c.n}] {printable(c.title)} ({printable(c.source)}, "
                      f"characters {c.start}-{c.end})")
         lines.append(f'    "{c.quote}"')
-    badge = {"generated": "checked answer", "extractive": "quoted from the sources",
+    badge = {"generate": "checked answer", "extractive": "quoted from the sources",
              "abstained": "the documents don't say"}[answer.mode]
     lines.append(f"({badge}; {answer.timings.get('total_ms', 0):.0f} ms)")
     return "\n".join(lines) + "\n"

@@ -158,7 +158,7 @@ class Pipeline:
         if rendered is None:
             return dataclasses.replace(quote, note=f"the model's answer failed the check ({why}); "
                                        "quoting the sources instead")
-        return Answer(query.text, rendered.text, "generated", tuple(rendered.citations),
+        return Answer(query.text, rendered.text, "generate", tuple(rendered.citations),
                       query.search, note="every sentence checked against its source")
 
     # -- pieces ---------------------------------------------------------------------------

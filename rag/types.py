@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal, NamedTuple
 
-Mode = Literal["generated", "extractive", "abstained"]
+# How an answer was made, in Settings.mode's words: "generate" (the model wrote it, and it
+# passed the check), "extractive" (quoted from the sources), or "abstained".
+Mode = Literal["generate", "extractive", "abstained"]
 
 
 @dataclass(frozen=True)

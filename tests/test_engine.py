@@ -38,7 +38,7 @@ CASES = [
 @pytest.mark.parametrize("question,facts,sentence", CASES, ids=[c[0][:40] for c in CASES])
 def test_seed_questions_get_correct_cited_answers(pipeline, question, facts, sentence):
     answer = pipeline.ask(question)
-    assert answer.mode in ("generated", "extractive"), answer.note
+    assert answer.mode in ("generate", "extractive"), answer.note
     for alternatives in facts:
         assert any(a.lower() in answer.text.lower() for a in alternatives), answer.text
     assert answer.citations, answer
@@ -102,7 +102,7 @@ def test_stream_yields_the_checked_quote_first_then_the_rewrite_then_the_final_a
     assert first.citations and first.timings["generate_ms"] == 0
     assert draft and all(isinstance(e, str) for e in draft)
     assert isinstance(final, Answer) and final.final and final.citations
-    assert final.mode in ("generated", "extractive")
+    assert final.mode in ("generate", "extractive")
     if final.mode == "extractive":  # the rewrite failed: the quote stands, unchanged
         assert (final.text, final.citations) == (first.text, first.citations)
     t = final.timings

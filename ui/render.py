@@ -23,7 +23,7 @@ from rag import Answer, Citation, InputError
 REF_PREFIX = "#rag-source/"
 
 BADGES = {  # mode -> (label, what it means, shown as a tooltip)
-    "generated": (
+    "generate": (
         "checked",
         "Written by the model; every sentence was checked against the source it cites.",
     ),
@@ -156,7 +156,7 @@ def answer_html(answer: Answer) -> str:
         parts.append(f'<span class="rag-time">{seconds:.1f} s</span>')
     parts.append("</div>")
     parts.append(f'<p class="rag-text">{answer_text_html(answer.text, answer.citations)}</p>')
-    if answer.note and answer.mode != "generated":
+    if answer.note and answer.mode != "generate":
         parts.append(f'<div class="rag-note">Why: {escape(answer.note)}</div>')
     if answer.retrieval_query and answer.retrieval_query.strip() != answer.question.strip():
         parts.append(
