@@ -18,7 +18,7 @@ from .indexer import IndexReport, load_index, remove_document, update
 from .ingest import SUPPORTED as SUPPORTED_TYPES
 from .loader import make_generator, open_pipeline
 from .pipeline import Pipeline
-from .query import Query, check_question, read, retrieval_query
+from .query import Query, check_question, retrieval_query
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Document, Evidence, Passage
 
@@ -45,7 +45,6 @@ __all__ = [
     "load_index",
     "make_generator",
     "open_pipeline",
-    "read",
     "remove_document",
     "retrieval_query",
     "update",

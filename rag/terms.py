@@ -14,8 +14,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"[^\W_]+(?:[-'’.,][^\W_]+)*", re.UNICODE)
+TOKEN_PATTERN = r"[^\W_]+(?:[-'’.,][^\W_]+)*"  # "U.N.", "10,000" and "U.S.-European" are one word
+_TOKEN = re.compile(TOKEN_PATTERN, re.UNICODE)
 
+# NLTK's English list (bm25s ships it as STOPWORDS_EN_PLUS) less its contractions and their
+# pieces ("don't", "don", "won", "ma"): a negation is content here, and "won" is a verb; plus
+# words that name nothing ("also", "could", "many", "one", "per", "upon", ...).
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each either else
