@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import abc
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -108,20 +109,12 @@ class Pipeline:
         yield clock.stamp(first, final=prompt is None)
         if prompt is None:
             return
-        draft: list[str] | None = []
-        try:
-            for piece in generator.stream(prompt.messages, s.max_tokens, s.temperature):
-                clock.mark("first_token_ms")
-                draft.append(piece)
-                yield piece
-        except (ValueError, RuntimeError) as e:  # llama.cpp refused the prompt: the quote stands
-            log.warning("generation failed: %s", e)
-            draft = None
+        draft = yield from self.rewrite(generator, prompt, s, clock)
         generate_ms = clock.since("retrieve_ms")
         if draft is None:
             final = dataclasses.replace(first, note="the model could not answer; quoting the sources")
         else:
-            final = self.check(query, "".join(draft), prompt, first)
+            final = self.check(query, draft, prompt, first)
         yield clock.stamp(final, generate_ms)
 
     # -- the stages -----------------------------------------------------------------------
@@ -151,6 +144,21 @@ class Pipeline:
         text, cited = compose.quote(found.leads, found.ranked)
         return Answer(query.text, text, "extractive", tuple(cited), query.search,
                       note="quoted from the sources")
+
+    def rewrite(self, generator: Generator, prompt: Prompt, s: Settings,
+                clock: _Clock) -> abc.Generator[str, None, str | None]:
+        """The model's rewrite, yielded piece by piece; returns the whole draft, or None when
+        the model could not answer."""
+        pieces = []
+        try:
+            for piece in generator.stream(prompt.messages, s.max_tokens, s.temperature):
+                clock.mark("first_token_ms")
+                pieces.append(piece)
+                yield piece
+        except (ValueError, RuntimeError) as e:  # llama.cpp refused the prompt: the quote stands
+            log.warning("generation failed: %s", e)
+            return None
+        return "".join(pieces)
 
     def check(self, query: Query, draft: str, prompt: Prompt, quote: Answer) -> Answer:
         """The model's rewrite if every sentence of it holds, else the quote, saying why."""
