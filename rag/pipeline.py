@@ -181,11 +181,11 @@ class Pipeline:
 
     def _best_cosine(self, query: Query, top: Evidence, index: Index) -> float:
         """How close the best evidence sentence is to the question, alone or with its context."""
-        q = self.embedder.embed([query.text, query.search])
-        e = index.sentence_vector(top.doc_id, top.start)  # stored at index time
-        if e is None:
-            e = self.embedder.embed([top.text])[0]
-        return float(max(q[0] @ e, q[1] @ e))
+        asked = self.embedder.embed([query.text, query.search])
+        best = index.sentence_vector(top.doc_id, top.start)  # stored at index time
+        if best is None:
+            best = self.embedder.embed([top.text])[0]
+        return float(max(asked @ best))
 
     def fit_prompt(self, query: Query, evidence: list[Evidence], s: Settings,
                    generator: Generator | None = None) -> Prompt | None:

@@ -213,11 +213,11 @@ class Retriever:
         for rank, p in enumerate(passages):
             doc = self.index.docs[p.chunk.doc_id].doc
             before = p.chunk.heading
-            for s, e in p.chunk.sentences:
-                text = doc.text[s:e]
-                if (doc.doc_id, s) not in seen and not _asks_or_instructs(text):
-                    seen.add((doc.doc_id, s))
-                    candidates.append(Candidate(rank, doc, s, e, text, f"{before} {text}".strip()))
+            for start, end in p.chunk.sentences:
+                text = doc.text[start:end]
+                if (doc.doc_id, start) not in seen and not _asks_or_instructs(text):
+                    seen.add((doc.doc_id, start))
+                    candidates.append(Candidate(rank, doc, start, end, text, f"{before} {text}".strip()))
                 before = text
         if not candidates:
             return [], np.zeros((0, len(SIGNALS)))
@@ -283,8 +283,8 @@ class Retriever:
         i = bisect.bisect_right(spans, (ev.start, ev.end))
         if i >= len(spans):
             return None
-        s, e = spans[i]
+        start, end = spans[i]
         doc = self.index.docs[ev.doc_id].doc
-        if "\n" in doc.text[ev.end : s]:
+        if "\n" in doc.text[ev.end : start]:
             return None
-        return Evidence(ev.doc_id, ev.title, ev.source, s, e, doc.text[s:e], 0.0)
+        return Evidence(ev.doc_id, ev.title, ev.source, start, end, doc.text[start:end], 0.0)

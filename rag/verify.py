@@ -134,8 +134,8 @@ def _absent(words: list[str], stems: list[str], vocabulary: Collection[str]) -> 
 
 def split_markers(sentence: str) -> tuple[str, list[int]]:
     """("Macron met Trump [1][2].", ) -> ("Macron met Trump.", [1, 2])"""
-    ns = [int(n) for n in MARKER.findall(sentence)]
-    return MARKER.sub("", sentence).strip(), ns
+    numbers = [int(n) for n in MARKER.findall(sentence)]
+    return MARKER.sub("", sentence).strip(), numbers
 
 
 @dataclass(frozen=True)
@@ -160,10 +160,10 @@ _SPEAKER = re.compile(  # "Macron said", "Macron, speaking in Paris, said", "sai
 )
 
 
-def _name_sources(ns: list[int]) -> str:
+def _name_sources(numbers: list[int]) -> str:
     """ "source [2]" or "sources [1][3]": a reason names the sources it was checked against."""
-    marks = "".join(f"[{n}]" for n in ns)
-    return f"source {marks}" if len(ns) == 1 else f"sources {marks}" if ns else "the sources"
+    marks = "".join(f"[{n}]" for n in numbers)
+    return f"source {marks}" if len(numbers) == 1 else f"sources {marks}" if numbers else "the sources"
 
 
 def _negated(text: str) -> bool:
@@ -201,31 +201,31 @@ class Checker:
             first = first or result
         return first or Support(False, (), "no evidence to check against")
 
-    def check(self, sentence: str, cited: list[Evidence], ns: list[int]) -> Support:
-        """Is `sentence` supported by the `cited` sentences together (numbered `ns`)?"""
+    def check(self, sentence: str, cited: list[Evidence], numbers: list[int]) -> Support:
+        """Is `sentence` supported by the `cited` sentences together (numbered `numbers`)?"""
         terms = key_terms(sentence)
         words = terms.stems
-        src = _name_sources(ns)
+        src = _name_sources(numbers)
         if len(words) < 2:
-            return Support(False, tuple(ns), "a sentence of fewer than two content words")
+            return Support(False, tuple(numbers), "a sentence of fewer than two content words")
         source = " ".join(e.text for e in cited)
         have = text_stems(source)
-        surface = {stem(t): t for t in tokens(sentence)}  # report words as written, not stems
-        loose = sorted(surface.get(s, s) for s in (terms.names | terms.numbers) - have)
+        written = {stem(t): t for t in tokens(sentence)}  # report words as written, not stems
+        loose = sorted(written.get(s, s) for s in (terms.names | terms.numbers) - have)
         if loose:
-            return Support(False, tuple(ns), f"names or numbers not in {src}: {', '.join(loose)}")
+            return Support(False, tuple(numbers), f"names or numbers not in {src}: {', '.join(loose)}")
         share = len(words & have) / len(words)
         if share < MIN_SUPPORT_WORDS:
-            return Support(False, tuple(ns), f"only {share:.0%} of its words are in {src}")
+            return Support(False, tuple(numbers), f"only {share:.0%} of its words are in {src}")
         if _negated(sentence) != _negated(source):
             which = f"it has a negation that {src} lacks" if _negated(sentence) else (
                 f"{src} has a negation that it lacks")
-            return Support(False, tuple(ns), which)
+            return Support(False, tuple(numbers), which)
         speakers = _speakers(sentence) - _speakers(source)
         if speakers:
-            return Support(False, tuple(ns), f"{src} does not say that {', '.join(sorted(speakers))} said it")
+            return Support(False, tuple(numbers), f"{src} does not say that {', '.join(sorted(speakers))} said it")
         vecs = self.embedder.embed([sentence, *[e.text for e in cited]])
         cos = float(np.max(vecs[1:] @ vecs[0]))
         if cos < MIN_SUPPORT_COSINE:
-            return Support(False, tuple(ns), f"its meaning is far from {src} (cosine {cos:.2f})")
-        return Support(True, tuple(ns), "")
+            return Support(False, tuple(numbers), f"its meaning is far from {src} (cosine {cos:.2f})")
+        return Support(True, tuple(numbers), "")
