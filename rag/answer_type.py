@@ -50,7 +50,7 @@ QUOTE = re.compile(r"[“”\"]")
 CONDITION = re.compile(r"\b(if|unless|provided|as long as|only when|on condition|must|until)\b")
 
 # nouns that name no particular thing: "how many people", "how many times"
-GENERIC_HEADS = frozenset("people persons ones times things kinds".split())
+GENERIC_NOUNS = frozenset("people persons ones times things kinds".split())
 _AUX = frozenset(
     "have has had were was are is be been will would could should did do does can may might "
     "must shall".split()

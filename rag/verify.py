@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answer_type import GENERIC_HEADS
+from .answer_type import GENERIC_NOUNS
 from .embed import Embedder
 from .query import Ask
 from .terms import STOPWORDS, key_terms, stem, text_stems, tokens
@@ -94,11 +94,11 @@ def coverage(
         if not wanted.satisfied_by(ev.text):
             continue
         ev_stems = text_stems(ev.text)
-        if wanted.kind == "count" and wanted.counted and wanted.counted not in GENERIC_HEADS:
+        if wanted.kind == "count" and wanted.counted and wanted.counted not in GENERIC_NOUNS:
             if fuzzy_in(stem(wanted.counted), ev_stems):
                 return Coverage(True, (), "")
         elif wanted.kind in ("count", "amount"):
-            rest = terms.stems - {stem(x) for x in GENERIC_HEADS}
+            rest = terms.stems - {stem(x) for x in GENERIC_NOUNS}
             if any(fuzzy_in(t, ev_stems) for t in rest):
                 return Coverage(True, (), "")
         else:
