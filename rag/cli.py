@@ -147,7 +147,7 @@ def _questions(args) -> Iterable[str]:
 
 def cmd_ask(args) -> int:
     from .loader import open_pipeline
-    from .pipeline import check_question
+    from .query import check_question
 
     settings = _settings(args)
     if args.question != ["-"]:
