@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMismatch, InputError
-from rag.pipeline import Pipeline, check_question
+from rag.pipeline import Pipeline
+from rag.query import check_question, read
 from rag.settings import Settings
 from rag.types import Answer, Citation
 from rag.verify import split_markers
@@ -123,7 +124,7 @@ def _p(values: list[float], q: float) -> float | None:
 
 def gold_rank(pipeline: Pipeline, item: GoldItem, s: Settings) -> int | None:
     """The rank of the first retrieved chunk holding a gold sentence, or None."""
-    passages = pipeline.gather(check_question(item.question, s), item.history, s).passages
+    passages = pipeline.retrieve(read(check_question(item.question, s), item.history), s).passages
     return next((i + 1 for i, p in enumerate(passages) if any(
         _overlaps(pipeline.index.docs[p.chunk.doc_id].doc.source, a, b, item.gold)
         for a, b in p.chunk.sentences)), None)
@@ -170,7 +171,7 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
         "abstention_precision": _pct(sum(not r["answerable"] for r in abstained), len(abstained)),
         "abstention_recall": _pct(sum(r["mode"] == "abstained" for r in unans), len(unans)),
         "precision_when_answering": _pct(sum(bool(r["correct"]) for r in answered), len(answered)),
-        "generated_share": _pct(sum(r["mode"] == "generated" for r in ans), len(ans)),
+        "generated_share": _pct(sum(r["mode"] == "generate" for r in ans), len(ans)),
         "retrieve_p50_ms": _p(lat["retrieve_ms"], 50),
         "retrieve_p95_ms": _p(lat["retrieve_ms"], 95),
         "first_token_p50_ms": _p(lat["first_token_ms"], 50),

@@ -28,7 +28,8 @@ from rag.settings import Settings
 def collect(corpora, settings: Settings) -> dict[str, list[dict]]:
     """Per corpus, per question: its signals matrix, candidate labels, and answerability."""
     from rag.embed import load_embedder
-    from rag.pipeline import Pipeline, retrieval_query
+    from rag.pipeline import Pipeline
+    from rag.query import read, read_ask
 
     from .evaluate import _overlaps, corpus_index, corpus_items
 
@@ -43,10 +44,11 @@ def collect(corpora, settings: Settings) -> dict[str, list[dict]]:
             pipeline.set_index(index)
         rows = []
         for item in corpus_items(c):
-            query = retrieval_query(item.question, item.history)
-            passages = pipeline.retriever.retrieve(query, settings.top_k)
-            cands, x = pipeline.retriever.signals(item.question, passages, query)
-            labels = [int(_overlaps(doc.source, s, e, item.gold)) for _, doc, s, e, _, _ in cands]
+            # the whole question, unsplit, scored against what retrieval searched for
+            query = read(item.question, item.history)
+            passages = pipeline.retriever.retrieve(query.search, settings.top_k)
+            candidates, x = pipeline.retriever.signals(read_ask(item.question, query.search), passages)
+            labels = [int(_overlaps(c.doc.source, c.start, c.end, item.gold)) for c in candidates]
             rows.append({"id": item.id, "answerable": item.answerable, "x": x,
                          "y": np.array(labels, dtype=int)})
         out[c.name] = rows

@@ -36,6 +36,7 @@ from rag.errors import InputError
 from rag.indexer import update
 from rag.loader import make_generator
 from rag.pipeline import Pipeline
+from rag.query import read
 from rag.retrieve import Retriever
 from rag.settings import Settings
 from rag.store import DocEntry, Index, IndexConfig
@@ -343,7 +344,7 @@ def _compare(s: Settings, index: Index, embedder: Embedder, generator, question:
         if (got := _time_pipeline(pipeline, question)) is None:
             return None
         ours.append(got)
-        messages = pipeline.messages(question, pipeline.gather(question, [], s).evidence)
+        messages = pipeline.messages(question, pipeline.retrieve(read(question), s).evidence)
         generator.llm.reset()
         raw.append(_time_raw(generator.llm, messages, s.max_tokens, s.temperature))
     best, base = min(ours, key=lambda r: r["total_ms"]), min(raw, key=lambda r: r["total_ms"])

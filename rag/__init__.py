@@ -9,9 +9,9 @@
 
 from .errors import (
     IndexCorrupt,
-    IndexError_,
     IndexMismatch,
     IndexMissing,
+    IndexProblem,
     InputError,
     ModelError,
     RagError,
@@ -19,7 +19,8 @@ from .errors import (
 from .indexer import IndexReport, load_index, remove_document, update
 from .ingest import SUPPORTED as SUPPORTED_TYPES
 from .loader import make_generator, open_pipeline
-from .pipeline import Pipeline, check_question, retrieval_query
+from .pipeline import Pipeline
+from .query import Query, check_question, retrieval_query
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Document, Evidence, Passage
 
@@ -30,14 +31,15 @@ __all__ = [
     "Document",
     "Evidence",
     "IndexCorrupt",
-    "IndexError_",
     "IndexMismatch",
     "IndexMissing",
+    "IndexProblem",
     "IndexReport",
     "InputError",
     "ModelError",
     "Passage",
     "Pipeline",
+    "Query",
     "RagError",
     "SUPPORTED_TYPES",
     "Settings",

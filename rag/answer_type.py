@@ -4,7 +4,8 @@
 Evidence without such an answer cannot answer the question, however similar it looks: this is
 the signal that a cosine threshold lacks.
 
-    >>> want("How many soldiers have died?").kind, want("How many soldiers have died?").head
+    >>> wanted = answer_type("How many soldiers have died?")
+    >>> wanted.kind, wanted.counted
     ('count', 'soldiers')
 """
 
@@ -49,7 +50,7 @@ QUOTE = re.compile(r"[“”\"]")
 CONDITION = re.compile(r"\b(if|unless|provided|as long as|only when|on condition|must|until)\b")
 
 # nouns that name no particular thing: "how many people", "how many times"
-GENERIC_HEADS = frozenset("people persons ones times things kinds".split())
+GENERIC_NOUNS = frozenset("people persons ones times things kinds".split())
 _AUX = frozenset(
     "have has had were was are is be been will would could should did do does can may might "
     "must shall".split()
@@ -57,10 +58,10 @@ _AUX = frozenset(
 
 
 @dataclass(frozen=True)
-class Want:
+class AnswerType:
     kind: str  # count | amount | date | when | duration | quote | condition | where | who | any
-    head: str = ""  # the noun counted, for count questions ("soldiers")
-    known: frozenset[str] = frozenset()  # names the question itself uses (not an answer)
+    counted: str = ""  # the noun counted, for count questions ("soldiers")
+    given: frozenset[str] = frozenset()  # the question's own words: a name in them is no answer
 
     def satisfied_by(self, sentence: str) -> bool:
         low = sentence.lower()
@@ -77,45 +78,45 @@ class Want:
         if self.kind == "condition":
             return bool(CONDITION.search(low))
         if self.kind == "where":
-            return any(_new_name(m.group(1), self.known) for m in PLACE.finditer(sentence))
+            return any(_new_name(m.group(1), self.given) for m in PLACE.finditer(sentence))
         if self.kind == "who":
-            return any(_new_name(m.group(0), self.known) for m in NAME.finditer(sentence))
+            return any(_new_name(m.group(0), self.given) for m in NAME.finditer(sentence))
         return True
 
     @property
-    def checkable(self) -> bool:
+    def required(self) -> bool:
         """Whether evidence lacking this kind of answer means the documents don't say.
         Places and people are only a ranking hint: too many words look like names."""
         return self.kind in ("count", "amount", "date", "when", "duration")
 
 
-def want(question: str) -> Want:
+def answer_type(question: str) -> AnswerType:
     q = question.strip().lower()
     if re.search(r"\b(what|which) (date|day|year|month|time)\b|\bwhat time\b", q):
-        return Want("date")
+        return AnswerType("date")
     m = re.search(r"\bhow many\b(.*)", q)
     if m:
-        return Want("count", _head(m.group(1)))
+        return AnswerType("count", _counted_noun(m.group(1)))
     if re.search(r"\bhow much\b|\bwhat (percentage|percent|share|amount|number)\b", q):
-        return Want("amount")
+        return AnswerType("amount")
     if re.search(r"\bhow long\b|\bfor how long\b", q):
-        return Want("duration")
+        return AnswerType("duration")
     if re.match(r"(and |so |but )?when (did|was|were)\b", q):
-        return Want("date")  # "When did the war start?" wants a date, not "once a deal is made"
+        return AnswerType("date")  # "When did the war start?" wants a date, not "once a deal is made"
     if re.match(r"(and |so |but )?when\b", q):
-        return Want("when")
+        return AnswerType("when")
     if re.search(r"\bhow old\b", q):
-        return Want("count")
+        return AnswerType("count")
     if re.search(r"\b(own|exact|actual) words\b|\bquote|\bverbatim\b|\bin (his|her|their) words\b", q):
-        return Want("quote")
+        return AnswerType("quote")
     if re.search(r"\b(under what|on what|what) conditions?\b|\bin what case\b", q):
-        return Want("condition")
-    known = frozenset(w.lower() for w in re.findall(r"[\w’'.-]+", question))
+        return AnswerType("condition")
+    given = frozenset(w.lower() for w in re.findall(r"[\w’'.-]+", question))
     if re.match(r"(and |so |but )?where\b", q):
-        return Want("where", known=known)
+        return AnswerType("where", given=given)
     if re.match(r"(and |so |but )?(who|whom)\b|.*\b(which|what) (country|countries|leader|leaders|person|people|nations?)\b", q):
-        return Want("who", known=known)
-    return Want("any")
+        return AnswerType("who", given=given)
+    return AnswerType("any")
 
 
 # nouns that ask for a description rather than name a thing ("what is his view on ...")
@@ -128,7 +129,7 @@ _META = frozenset(
 )
 
 
-def focus(question: str) -> str:
+def asked_for(question: str) -> str:
     """The thing a "what is the X of Y" / "what is Y's X" question asks for ("capital" in
     "What is the capital of France?"); "" when the question has no such noun."""
     m = re.match(
@@ -147,14 +148,14 @@ def focus(question: str) -> str:
     return "" if head in _META else head
 
 
-def _new_name(word: str, known: frozenset[str]) -> bool:
+def _new_name(word: str, given: frozenset[str]) -> bool:
     """A proper name the question did not already use (possessives are not places)."""
     if re.search(r"[’']s$", word):
         return False
-    return word.lower().rstrip(".") not in known
+    return word.lower().rstrip(".") not in given
 
 
-def _head(rest: str) -> str:
+def _counted_noun(rest: str) -> str:
     """The counted noun: the last word before the verb in "how many [adj] NOUN VERB..."."""
     words = re.findall(r"[a-z][a-z'’-]*", rest)
     phrase = []

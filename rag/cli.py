@@ -155,7 +155,7 @@ def _questions(args) -> Iterable[str]:
 
 def cmd_ask(args) -> int:
     from .loader import open_pipeline
-    from .pipeline import check_question
+    from .query import check_question
 
     settings = _settings(args)
     if args.question != ["-"]:
@@ -187,7 +187,7 @@ def format_answer(answer) -> str:
         lines.append(f"[{c.n}] {printable(c.title)} ({printable(c.source)}, "
                      f"characters {c.start}-{c.end})")
         lines.append(f'    "{c.quote}"')
-    badge = {"generated": "checked answer", "extractive": "quoted from the sources",
+    badge = {"generate": "checked answer", "extractive": "quoted from the sources",
              "abstained": "the documents don't say"}[answer.mode]
     lines.append(f"({badge}; {answer.timings.get('total_ms', 0):.0f} ms)")
     return "\n".join(lines) + "\n"

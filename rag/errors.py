@@ -2,7 +2,7 @@
 
     RagError
     ├── InputError        a question or a document the engine cannot take
-    ├── IndexError_       no index, a corrupt one, or one built with other settings
+    ├── IndexProblem      no index, a corrupt one, or one built with other settings
     │   ├── IndexMissing
     │   ├── IndexCorrupt
     │   └── IndexMismatch
@@ -20,19 +20,19 @@ class InputError(RagError):
     pass
 
 
-class IndexError_(RagError):  # noqa: N801 - avoids shadowing the builtin IndexError
+class IndexProblem(RagError):
+    """An index that cannot be used as it is (not named IndexError: that is a builtin)."""
+
+
+class IndexMissing(IndexProblem):
     pass
 
 
-class IndexMissing(IndexError_):
+class IndexCorrupt(IndexProblem):
     pass
 
 
-class IndexCorrupt(IndexError_):
-    pass
-
-
-class IndexMismatch(IndexError_):
+class IndexMismatch(IndexProblem):
     pass
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from . import store
 from .chunking import chunk_document, search_text
 from .embed import Embedder
-from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, InputError
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem, InputError
 from .index import DocEntry, Index, IndexConfig
 from .ingest import find_files, load_document, printable
 from .manifest import VERSION, read_manifest, roots_of
@@ -86,7 +86,7 @@ def _recorded_roots(index_dir: str) -> list[str]:
     """The folders a damaged index was built from, if its manifest can still say."""
     try:
         return roots_of(read_manifest(index_dir))
-    except IndexError_:
+    except IndexProblem:
         return []
 
 

@@ -13,7 +13,7 @@ import shlex
 import time
 from pathlib import Path
 
-from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem
 from .index import Index, IndexConfig
 
 FORMAT = "rag-index"
@@ -90,8 +90,8 @@ def roots_of(manifest: dict) -> list[str]:
     return sorted(str(Path(s).absolute()) for s in sources if isinstance(s, str) and s)
 
 
-def unreadable(path: Path, directory: Path) -> IndexError_:
-    return IndexError_(
+def unreadable(path: Path, directory: Path) -> IndexProblem:
+    return IndexProblem(
         f"cannot read {path}: permission denied; the index's owner can share it with "
         f"`chmod -R a+rX {shlex.quote(str(directory))}`, or build your own with --index-dir"
     )

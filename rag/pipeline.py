@@ -1,34 +1,31 @@
-"""Question in, checked and cited `Answer` out.
+"""Question in, checked and cited `Answer` out. The question is read once (`rag.query`), then
+four stages hand values down:
 
-    retrieve chunks -> pick evidence sentences -> does the evidence cover the question?
-      no  -> abstain ("The documents don't say ...")
-      yes -> the model answers from numbered sources; every sentence is checked against the
-             sources it cites; if none survives, the best evidence sentences are the answer.
+    retrieve  the chunks for the question, and the sentences in them that an answer may cite
+    decide    does the evidence cover the question? no: abstain ("The documents don't say ...")
+    answer    quote the best sentences; in generate mode the model then rewrites the quote
+    check     every sentence of the rewrite against the source it cites; those that fail are
+              dropped, and if none holds, the quote stands
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import re
 import time
+from collections import abc
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from itertools import zip_longest
-
-import numpy as np
+from typing import NamedTuple
 
 from . import compose
-from .chunking import split_sentences
 from .embed import CachedEmbedder, Embedder
-from .errors import InputError
 from .generate import Generator, Message
-from .language import foreign_language
-from .retrieve import Retriever
+from .query import Query, check_question, read
+from .retrieve import Retrieved, Retriever
 from .settings import Settings
 from .store import Index
-from .terms import STOPWORDS, content_stems, text_stems, tokens
-from .types import Answer, Evidence, Passage
-from .verify import Checker, coverage, fuzzy_in
+from .types import Answer, Evidence
+from .verify import Checker, coverage
 
 log = logging.getLogger(__name__)
 
@@ -41,70 +38,13 @@ SYSTEM_PROMPT = (
 
 PROMPT_OVERHEAD = 48  # tokens the chat template adds around the messages
 
-_FOLLOW_UP = re.compile(
-    r"\b(he|she|him|his|her|they|them|their|it|its|this|that|these|those|there|then|"
-    r"the same|also|too|instead|else|other)\b|^(and|but|so|what about|how about)\b",
-    re.IGNORECASE,
-)
+NAMES_NOTHING = ("The question names nothing to look up. Ask about something the documents "
+                 "mention: a name, a thing, an event.")
 
 
-def check_question(question: str, settings: Settings) -> str:
-    q = (question or "").strip()
-    if not q:
-        raise InputError("the question is empty: type a question about the documents")
-    if len(q) > settings.max_question_chars:
-        raise InputError(
-            f"the question is {len(q):,} characters long; keep it under "
-            f"{settings.max_question_chars:,} (RAG_MAX_QUESTION_CHARS)"
-        )
-    if not any(ch.isalnum() for ch in q):
-        raise InputError("the question has no words to search for: ask about the documents")
-    language = foreign_language(q)
-    if language:
-        written = f"is written in {language}" if language.endswith("script") else (
-            "is not" if language == "another language" else f"reads as {language}")
-        raise InputError(f"ask in English: the embedding model and the answer checks read "
-                         f"English only, and this question {written}")
-    return q
-
-
-def asking_part(question: str) -> str:
-    """The part of a question that asks: its sentences that end in "?" (else its last), without
-    asides in brackets. Names in the rest ("My colleague Priya asked me this on Tuesday.") are
-    mentioned in passing, and their absence from the documents is no reason to refuse. When
-    the asking sentence points back ("What did he say about it?"), the whole question asks.
-
-    >>> asking_part("I heard this from Priya. Where will they meet (in person)?")
-    'I heard this from Priya. Where will they meet?'
-    >>> asking_part("I read about the summit over lunch. Where will the leaders meet?")
-    'Where will the leaders meet?'
-    """
-    plain = re.sub(r"\s*\([^()]*\)", "", question).strip() or question
-    sentences = [plain[sp.start : sp.end] for sp in split_sentences(plain)]
-    asks = [x for x in sentences if x.rstrip().endswith("?")] or sentences[-1:]
-    if len(asks) == len(sentences) or any(_FOLLOW_UP.search(x) for x in asks):
-        return plain
-    return " ".join(asks)
-
-
-def retrieval_query(question: str, history: Sequence[str]) -> str:
-    """A follow-up ("What did he say about China?") is searched together with the question
-    before it; a question that stands on its own is searched alone."""
-    if not history:
-        return question
-    previous = history[-1].strip()
-    if _FOLLOW_UP.search(question) or len(content_stems(question)) <= 1:
-        return f"{previous} {question}"
-    return question
-
-
-@dataclass(frozen=True)
-class Retrieved:
-    query: str  # what retrieval searched for (the question with its context, for follow-ups)
-    passages: list[Passage]
-    ranked: list[Evidence]  # every sentence of the passages, best first
-    evidence: list[Evidence]  # the numbered sources the model sees
-    leads: list[Evidence]  # the best sentence for each part of the question
+class Prompt(NamedTuple):
+    messages: list[Message]
+    evidence: list[Evidence]  # the sources the prompt numbers, which the rewrite may cite
 
 
 class Pipeline:
@@ -126,10 +66,16 @@ class Pipeline:
         self.generator = generator
 
     def set_index(self, index: Index) -> None:
-        """Swap in an updated index (after documents are added or removed)."""
+        """Swap in an updated index (after documents are added or removed); an answer in
+        progress keeps the index it started with."""
+        self._retrievers = {self.settings.retrieval: Retriever(index, self.embedder,
+                                                               self.settings.retrieval)}
         self.index = index
-        self.retriever = Retriever(index, self.embedder, self.settings.retrieval)
-        self._stems: tuple[Index, set[str]] | None = None  # the collection's stems, when needed
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever for the settings' method over the current index."""
+        return self._retriever(self.settings.retrieval)
 
     # -- the two entry points ------------------------------------------------------------
     def ask(self, question: str, history: Sequence[str] = (), **overrides) -> Answer:
@@ -146,129 +92,113 @@ class Pipeline:
         """Answer first: yields the checked quote (or the abstention) as soon as it is ready.
         In generate mode that first Answer has `final=False`; the model's rewrite follows as
         raw text pieces (for progress, never to be shown as the answer), then the final
-        Answer: the rewrite if every sentence of it passed the check, else the same quote."""
+        Answer: the sentences of the rewrite that passed the check, else the same quote."""
         s = self.settings.replace(**overrides) if overrides else self.settings
-        t0 = time.perf_counter()
-        question = check_question(question, s)
-        # earlier questions: each was held to the question limit when it was asked
-        history = [h.strip()[: s.max_question_chars] for h in history if h and h.strip()]
-        r = self.gather(question, history, s)
-        t_retrieved = time.perf_counter()
-        timings = {"retrieve_ms": (t_retrieved - t0) * 1000}
+        clock = _Clock()
+        query = read(check_question(question, s), _earlier(history, s))
+        retriever, generator = self._retriever(s.retrieval), self.generator
+        found = retriever.find(query, s.top_k, s.evidence_k)
+        clock.mark("retrieve_ms")
+        first = self.decide(query, found, retriever, s) or self.quote(query, found)
+        prompt = None
+        if not first.abstained and s.mode == "generate" and generator is not None:
+            prompt = self.fit_prompt(query, found.evidence, s, generator)
+            first = dataclasses.replace(first, note=(
+                "quoted from the sources; the model is rewriting it" if prompt else
+                "the question is too long for the model's context; quoting the sources"))
+        yield clock.stamp(first, final=prompt is None)
+        if prompt is None:
+            return
+        draft = yield from self.rewrite(generator, prompt, s, clock)
+        generate_ms = clock.since("retrieve_ms")
+        if draft is None:
+            final = dataclasses.replace(first, note="the model could not answer; quoting the sources")
+        else:
+            final = self.check(query, draft, prompt, first)
+        yield clock.stamp(final, generate_ms)
 
-        def done(rendered, mode, note="", generate_ms=0.0, final=True):
-            text, cited = rendered
-            now = (time.perf_counter() - t0) * 1000
-            timings.setdefault("first_answer_ms", now)
-            timings["generate_ms"] = generate_ms
-            timings["total_ms"] = now
-            return Answer(question, text, mode, tuple(cited), r.query, dict(timings), note, final)
+    # -- the stages -----------------------------------------------------------------------
+    def retrieve(self, query: Query, s: Settings | None = None) -> Retrieved:
+        """The passages, ranked sentences and numbered sources for `query`."""
+        s = s or self.settings
+        return self._retriever(s.retrieval).find(query, s.top_k, s.evidence_k)
 
-        if not r.evidence:
+    def decide(self, query: Query, found: Retrieved, retriever: Retriever,
+               s: Settings) -> Answer | None:
+        """The abstention, when the evidence cannot answer the question; None when it can."""
+        if not found.evidence:
             why = ("the passages found only ask questions or give instructions; none states "
-                   "anything to quote") if self.index.docs else "the index has no documents"
-            yield done((_dont_say((), s.collection), []), "abstained", why)
-            return
-        if not content_stems(question):
-            text = ("The question names nothing to look up. Ask about something the documents "
-                    "mention: a name, a thing, an event.")
-            yield done((text, []), "abstained", "no content words in the question")
-            return
-        top = r.evidence[0]
-        q = self.embedder.embed([question, r.query])
-        e = self.index.sentence_vector(top.doc_id, top.start)  # stored at index time
-        if e is None:
-            e = self.embedder.embed([top.text])[0]
-        best_cos = float(max(q[0] @ e, q[1] @ e))
-        retrieved = " ".join(p.chunk.text for p in r.passages)
-        cov = coverage(asking_part(question), r.evidence, retrieved, best_cos,
-                       lambda word: self._closest_word(word, retrieved), self._in_collection)
-        if not cov.covered:
-            yield done((_dont_say(cov.missing, s.collection), []), "abstained", cov.reason)
-            return
-        quoted = compose.extractive(r.leads, r.ranked, self.retriever.next_sentence)
-        if s.mode != "generate" or self.generator is None:
-            yield done(quoted, "extractive", "quoted from the sources")
-            return
-        fitted = self.fit_prompt(question, r.evidence, history, s)
-        if fitted is None:
-            yield done(quoted, "extractive", "the question is too long for the model's context; "
-                       "quoting the sources")
-            return
-        messages, evidence = fitted
-        yield done(quoted, "extractive", "quoted from the sources; the model is rewriting it",
-                   final=False)
-        draft = ""
+                   "anything to quote") if retriever.index.docs else "the index has no documents"
+            return _abstain(query, _dont_say((), s.collection), why)
+        if not query.terms.stems:
+            return _abstain(query, NAMES_NOTHING, "no content words in the question")
+        verdict = coverage(query.asking, found.evidence, found.text,
+                           self._best_cosine(query, found.evidence[0], retriever.index),
+                           retriever.vocabulary, self.embedder)
+        if not verdict.covered:
+            return _abstain(query, _dont_say(verdict.missing, s.collection), verdict.reason)
+        return None
+
+    def quote(self, query: Query, found: Retrieved) -> Answer:
+        """The best sentences, quoted word for word."""
+        text, cited = compose.quote(found.leads, found.ranked)
+        return Answer(query.text, text, "extractive", tuple(cited), query.search,
+                      note="quoted from the sources")
+
+    def rewrite(self, generator: Generator, prompt: Prompt, s: Settings,
+                clock: _Clock) -> abc.Generator[str, None, str | None]:
+        """The model's rewrite, yielded piece by piece; returns the whole draft, or None when
+        the model could not answer."""
+        pieces = []
         try:
-            for piece in self.generator.stream(messages, s.max_tokens, s.temperature):
-                timings.setdefault("first_token_ms", (time.perf_counter() - t0) * 1000)
-                draft += piece
+            for piece in generator.stream(prompt.messages, s.max_tokens, s.temperature):
+                clock.mark("first_token_ms")
+                pieces.append(piece)
                 yield piece
         except (ValueError, RuntimeError) as e:  # llama.cpp refused the prompt: the quote stands
             log.warning("generation failed: %s", e)
-            yield done(quoted, "extractive", "the model could not answer; quoting the sources",
-                       (time.perf_counter() - t_retrieved) * 1000)
-            return
-        gen_ms = (time.perf_counter() - t_retrieved) * 1000
-        rendered, why = compose.checked(question, draft, evidence, self.checker)
-        if rendered is not None:
-            yield done(rendered, "generated", "every sentence checked against its source", gen_ms)
-        else:
-            yield done(quoted, "extractive", f"the model's answer failed the check ({why}); "
-                       "quoting the sources instead", gen_ms)
+            return None
+        return "".join(pieces)
+
+    def check(self, query: Query, draft: str, prompt: Prompt, quote: Answer) -> Answer:
+        """The sentences of the model's rewrite that hold, else the quote, saying why."""
+        rendered, why = compose.checked(query, draft, prompt.evidence, self.checker)
+        if rendered is None:
+            return dataclasses.replace(quote, note=f"the model's answer failed the check ({why}); "
+                                       "quoting the sources instead")
+        return Answer(query.text, rendered.text, "generate", tuple(rendered.citations),
+                      query.search, note="every sentence checked against its source")
 
     # -- pieces ---------------------------------------------------------------------------
-    def gather(self, question: str, history: Sequence[str], s: Settings) -> Retrieved:
-        """Retrieval for one question. A compound question is searched part by part."""
-        retriever = self.retriever
-        if s.retrieval != retriever.method:
-            retriever = Retriever(self.index, self.embedder, s.retrieval)
-        query = retrieval_query(question, history)
-        parts = compose.split_parts(question)
-        passages: list[Passage] = []
-        rankings = []
-        for part in parts:
-            part_query = query if len(parts) == 1 else retrieval_query(part, history)
-            found = retriever.retrieve(part_query, s.top_k)
-            passages += [p for p in found if p.chunk not in [q.chunk for q in passages]]
-            rankings.append(retriever.evidence(part, found, part_query))
-        leads = [ranking[0] for ranking in rankings if ranking]
-        evidence: list[Evidence] = []
-        for row in zip_longest(*rankings):  # interleave, so every part gets sources
-            for ev in row:
-                if ev is not None and all((ev.doc_id, ev.start) != (e.doc_id, e.start) for e in evidence):
-                    evidence.append(ev)
-        k = s.evidence_k + len(parts) - 1
-        ranked = sorted(evidence, key=lambda e: -e.score)
-        return Retrieved(query, passages, ranked, evidence[:k], leads)
+    def _retriever(self, method: str) -> Retriever:
+        """One retriever per method, built when first asked for, over one index: read once,
+        as an index swapped in meanwhile brings its own."""
+        retrievers = self._retrievers
+        if method not in retrievers:
+            index = retrievers[self.settings.retrieval].index
+            retrievers[method] = Retriever(index, self.embedder, method)
+        return retrievers[method]
 
-    def _in_collection(self, term: str) -> bool:
-        """Whether a stem (or a close form of it) occurs in any indexed document."""
-        index = self.index  # an index swapped in meanwhile gets its own set
-        if self._stems is None or self._stems[0] is not index:
-            self._stems = (index, set().union(*(text_stems(e.doc.text) for e in index.docs.values())))
-        return fuzzy_in(term, self._stems[1])
+    def _best_cosine(self, query: Query, top: Evidence, index: Index) -> float:
+        """How close the best evidence sentence is to the question, alone or with its context."""
+        asked = self.embedder.embed([query.text, query.search])
+        best = index.sentence_vector(top.doc_id, top.start)  # stored at index time
+        if best is None:
+            best = self.embedder.embed([top.text])[0]
+        return float(max(asked @ best))
 
-    def _closest_word(self, word: str, text: str) -> float:
-        """The highest cosine between `word` and any word of `text` (a synonym test)."""
-        words = sorted({t.lower() for t in tokens(text) if t.lower() not in STOPWORDS})
-        if not words:
-            return 0.0
-        vecs = self.embedder.embed([word.lower(), *words])
-        return float(np.max(vecs[1:] @ vecs[0]))
-
-    def fit_prompt(self, question: str, evidence: list[Evidence], history: Sequence[str],
-                   s: Settings) -> tuple[list[Message], list[Evidence]] | None:
+    def fit_prompt(self, query: Query, evidence: list[Evidence], s: Settings,
+                   generator: Generator | None = None) -> Prompt | None:
         """The prompt, within the model's context less the reply's `max_tokens`: the earlier
         question goes first, then the weakest sources; None when even the question and the
         best source do not fit (the quote is the answer then)."""
-        gen = self.generator
+        gen = generator or self.generator
         budget = min(gen.context_tokens, s.n_ctx) - s.max_tokens - PROMPT_OVERHEAD
-        history, evidence = list(history), list(evidence)
+        history, evidence = list(query.history), list(evidence)
         while True:
-            messages = self.messages(question, evidence, history)
+            messages = self.messages(query.text, evidence, history)
             if sum(gen.count_tokens(m["content"]) for m in messages) <= budget:
-                return messages, evidence
+                return Prompt(messages, evidence)
             if history:
                 history = []
             elif len(evidence) > 1:
@@ -283,6 +213,40 @@ class Pipeline:
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"Sources:\n{sources}\n\n{context}Question: {question}"},
         ]
+
+
+class _Clock:
+    """Milliseconds since the question came in, for an answer's `timings`."""
+
+    def __init__(self):
+        self._start = time.perf_counter()
+        self.marks: dict[str, float] = {}
+
+    def ms(self) -> float:
+        return (time.perf_counter() - self._start) * 1000
+
+    def mark(self, name: str, ms: float | None = None) -> None:
+        """Note when something first happened (later calls keep the first time)."""
+        self.marks.setdefault(name, self.ms() if ms is None else ms)
+
+    def since(self, name: str) -> float:
+        return self.ms() - self.marks[name]
+
+    def stamp(self, answer: Answer, generate_ms: float = 0.0, final: bool = True) -> Answer:
+        """`answer` with its timings; the first answer stamped sets `first_answer_ms`."""
+        now = self.ms()
+        self.mark("first_answer_ms", now)
+        timings = {**self.marks, "generate_ms": generate_ms, "total_ms": now}
+        return dataclasses.replace(answer, timings=timings, final=final)
+
+
+def _earlier(history: Sequence[str], s: Settings) -> list[str]:
+    """Earlier questions: each was held to the question limit when it was asked."""
+    return [h.strip()[: s.max_question_chars] for h in history if h and h.strip()]
+
+
+def _abstain(query: Query, text: str, why: str) -> Answer:
+    return Answer(query.text, text, "abstained", (), query.search, note=why)
 
 
 def _dont_say(missing: Sequence[str], collection: str = "") -> str:

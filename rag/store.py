@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from .errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem
 from .index import (
     ANN_THRESHOLD,
     EF_SEARCH,
@@ -116,7 +116,7 @@ def writing(directory: str | Path):
         lock = FileLock(directory / ".lock")
         lock.acquire()
     except OSError as e:
-        raise IndexError_(
+        raise IndexProblem(
             f"cannot write the index in {directory}/ ({e.strerror or e}): fix the folder's "
             "permissions or choose another with --index-dir, then index again"
         ) from None
@@ -145,7 +145,7 @@ def save(index: Index, directory: str | Path) -> None:
     try:
         _save(index, Path(directory))
     except OSError as e:  # disk full, read-only folder: the manifest, so the index, is unchanged
-        raise IndexError_(
+        raise IndexProblem(
             f"cannot write the index in {directory}/ ({e.strerror or e}): free some disk space "
             "or fix the folder's permissions, then index again"
         ) from None
@@ -227,7 +227,7 @@ def load(directory: str | Path, wanted: IndexConfig | None = None) -> Index:
         except IndexCorrupt:
             try:
                 changed = read_manifest_bytes(directory) != raw
-            except IndexError_:
+            except IndexProblem:
                 changed = False
             if not changed or attempt == LOAD_ATTEMPTS - 1:
                 raise

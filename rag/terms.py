@@ -3,7 +3,7 @@
 The answer checker and the abstention rule both ask "does the evidence contain this word?";
 this module defines "word" for them, once.
 
-    >>> sorted(salient_terms("What did Macron say about China?").stems)
+    >>> sorted(key_terms("What did Macron say about China?").stems)
     ['china', 'macron']
 """
 
@@ -14,8 +14,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"[^\W_]+(?:[-'’.,][^\W_]+)*", re.UNICODE)
+TOKEN_PATTERN = r"[^\W_]+(?:[-'’.,][^\W_]+)*"  # "U.N.", "10,000" and "U.S.-European" are one word
+_TOKEN = re.compile(TOKEN_PATTERN, re.UNICODE)
 
+# NLTK's English list (bm25s ships it as STOPWORDS_EN_PLUS) less its contractions and their
+# pieces ("don't", "don", "won", "ma"): a negation is content here, and "won" is a verb; plus
+# words that name nothing ("also", "could", "many", "one", "per", "upon", ...).
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each either else
@@ -91,27 +95,26 @@ def text_stems(text: str) -> set[str]:
 
 
 @dataclass(frozen=True)
-class Salient:
-    stems: frozenset[str]  # all content stems
+class KeyTerms:
+    """The words of a text that a check looks for in the evidence."""
+
+    stems: frozenset[str]  # content stems (`content_stems`)
     names: frozenset[str]  # stems of capitalised words (not sentence-initial) and acronyms
     numbers: frozenset[str]  # digits, as written without thousands separators
 
 
-def salient_terms(text: str) -> Salient:
-    stems, names, numbers = set(), set(), set()
+def key_terms(text: str) -> KeyTerms:
+    names, numbers = set(), set()
     for i, m in enumerate(_TOKEN.finditer(text)):
         tok = m.group(0)
         low = tok.lower()
         if low in STOPWORDS or low in QUESTION_WORDS:
             continue
-        s = stem(tok)
-        stems.add(s)
         if any(ch.isdigit() for ch in tok):
-            numbers.add(s)
+            numbers.add(stem(tok))
         elif tok[0].isupper() and (i > 0 and not _sentence_start(text, m.start())):
-            names.add(s)
-    stems |= content_stems(text)
-    return Salient(frozenset(stems), frozenset(names), frozenset(numbers))
+            names.add(stem(tok))
+    return KeyTerms(frozenset(content_stems(text)), frozenset(names), frozenset(numbers))
 
 
 def _sentence_start(text: str, pos: int) -> bool:

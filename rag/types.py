@@ -2,15 +2,18 @@
 
 A `Document` is a file's text; a `Chunk` is a span of it with exact character offsets; a
 `Passage` is a retrieved chunk with its score; `Evidence` is one sentence inside a passage that
-an answer may cite; an `Answer` is checked text whose `[n]` markers point at `Citation`s.
+an answer may cite (a `Lead` is the best one for a part of the question); an `Answer` is
+checked text whose `[n]` markers point at `Citation`s.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
-Mode = Literal["generated", "extractive", "abstained"]
+# How an answer was made, in Settings.mode's words: "generate" (the model wrote it, and it
+# passed the check), "extractive" (quoted from the sources), or "abstained".
+Mode = Literal["generate", "extractive", "abstained"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,13 @@ class Evidence:
     end: int
     text: str
     score: float
+
+
+class Lead(NamedTuple):
+    """The best sentence for one part of a question, and the sentence after it."""
+
+    sentence: Evidence
+    after: Evidence | None  # the next sentence in its paragraph (score 0: it was not ranked)
 
 
 @dataclass(frozen=True)

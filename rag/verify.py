@@ -3,26 +3,28 @@ question at all, and holds every generated sentence to the evidence it cites.
 
 Coverage: the names and numbers a question asks about must appear in the retrieved text, and
 the kind of answer it wants (a number, a date) must be in the evidence; a cosine threshold
-alone cannot tell an off-topic question from a hard one. Support: a sentence's names and numbers must appear in the sources it
-cites, nearly all its content words must, and its embedding must be close to theirs.
+alone cannot tell an off-topic question from a hard one. Support: a sentence's names and
+numbers must appear in the sources it cites, nearly all its content words must, and its
+embedding must be close to theirs.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .answer_type import GENERIC_HEADS, focus, want
+from .answer_type import GENERIC_NOUNS
 from .embed import Embedder
-from .terms import QUESTION_WORDS, STOPWORDS, content_stems, salient_terms, stem, text_stems, tokens
+from .query import Ask
+from .terms import QUESTION_WORDS, STOPWORDS, key_terms, stem, text_stems, tokens
 from .types import Evidence
 
 MARKER = re.compile(r"\s*\[(\d+)\]")
 
-MIN_EVIDENCE_COSINE = 0.25 # below this the best sentence is unrelated to the question
+MIN_EVIDENCE_COSINE = 0.25  # below this the best sentence is unrelated to the question
 MIN_SYNONYM_COSINE = 0.6  # a word this close to a retrieved word counts as present
 MIN_SUPPORT_WORDS = 0.9  # share of a generated sentence's content words found in its sources
 MIN_SUPPORT_COSINE = 0.7
@@ -35,7 +37,7 @@ class Coverage:
     reason: str
 
 
-def fuzzy_in(term: str, have: set[str]) -> bool:
+def fuzzy_in(term: str, have: Collection[str]) -> bool:
     """A stem, or a close form of it ("hungarian" ~ "hungari", "west" ~ "western")."""
     if term in have:
         return True
@@ -51,68 +53,76 @@ def fuzzy_in(term: str, have: set[str]) -> bool:
 
 
 def coverage(
-    question: str,
-    evidence: list[Evidence],
+    ask: Ask,
+    evidence: Sequence[Evidence],
     retrieved_text: str,
     best_cosine: float,
-    similarity: Callable[[str], float] = lambda word: 0.0,
-    elsewhere: Callable[[str], bool] = lambda stem: True,
+    vocabulary: Collection[str],
+    embedder: Embedder | None = None,
 ) -> Coverage:
-    """Can the evidence answer the question? Four signals, any of which says no:
+    """Can the evidence answer what `ask` asks? Four signals, any of which says no:
     the best sentence is unrelated; a name or number asked about is absent; the thing asked
-    for ("the capital of France") is absent, as a word or a near synonym (`similarity` gives a
-    word's closest cosine to the retrieved words); the answer the question wants (a count of
-    soldiers, a date) is nowhere in the evidence.
+    for ("the capital of France") is absent, as a word or a near synonym (by `embedder`; none
+    given, only the word counts); the answer the question wants (a count of soldiers, a date)
+    is nowhere in the evidence.
 
-    `elsewhere(stem)` says whether a stem occurs anywhere in the collection, so that a reason
-    claims "not in the documents" only when that is so; a term found elsewhere is reported as
-    missing from the passages found, not from the documents."""
-    sal = salient_terms(question)
-    surface = {}  # stem -> the word as the question writes it, in the question's order
-    for t in tokens(question):
-        surface.setdefault(stem(t), t)
-    if not sal.stems:
+    `vocabulary` holds every stem of the collection, so that a reason claims "not in the
+    documents" only when that is so; a term found elsewhere is reported as missing from the
+    passages found, not from the documents."""
+    terms = ask.terms
+    if not terms.stems:
         return Coverage(False, (), "the question names nothing to look for")
     if best_cosine < MIN_EVIDENCE_COSINE:
         return Coverage(False, (), "no sentence found is close to this question "
                         f"(best match: cosine {best_cosine:.2f})")
     have = text_stems(retrieved_text)
-    order = {s: i for i, s in enumerate(surface)}
-    asked = sorted(sal.names | sal.numbers, key=lambda s: order.get(s, len(order)))
+    written = dict(ask.spelling)
+    order = {s: i for i, s in enumerate(written)}
+    asked = sorted(terms.names | terms.numbers, key=lambda s: order.get(s, len(order)))
     missing = [s for s in asked if not fuzzy_in(s, have)]
     if missing:
-        return _absent([surface.get(s, s) for s in missing], missing, elsewhere)
-    thing = focus(question)
-    if thing and not fuzzy_in(stem(thing), have) and similarity(thing) < MIN_SYNONYM_COSINE:
-        return _absent([thing], [stem(thing)], elsewhere)
-    w = want(question)
-    if not w.checkable:
+        return _absent([written.get(s, s) for s in missing], missing, vocabulary)
+    thing = ask.asked_for
+    if thing and not fuzzy_in(stem(thing), have) and (
+        embedder is None or closest_word(embedder, thing, retrieved_text) < MIN_SYNONYM_COSINE
+    ):
+        return _absent([thing], [stem(thing)], vocabulary)
+    wanted = ask.answer_type
+    if not wanted.required:
         return Coverage(True, (), "")
-    topic = content_stems(question)
     for ev in evidence:
-        if not w.satisfied_by(ev.text):
+        if not wanted.satisfied_by(ev.text):
             continue
         ev_stems = text_stems(ev.text)
-        if w.kind == "count" and w.head and w.head not in GENERIC_HEADS:
-            if fuzzy_in(stem(w.head), ev_stems):
+        if wanted.kind == "count" and wanted.counted and wanted.counted not in GENERIC_NOUNS:
+            if fuzzy_in(stem(wanted.counted), ev_stems):
                 return Coverage(True, (), "")
-        elif w.kind in ("count", "amount"):
-            rest = topic - {stem(x) for x in GENERIC_HEADS}
+        elif wanted.kind in ("count", "amount"):
+            rest = terms.stems - {stem(x) for x in GENERIC_NOUNS}
             if any(fuzzy_in(t, ev_stems) for t in rest):
                 return Coverage(True, (), "")
         else:
             return Coverage(True, (), "")
     what = {"count": "number", "amount": "figure", "date": "date", "when": "time",
-            "duration": "length of time"}[w.kind]
-    of = f" of {w.head}" if w.kind == "count" and w.head else ""
+            "duration": "length of time"}[wanted.kind]
+    of = f" of {wanted.counted}" if wanted.kind == "count" and wanted.counted else ""
     return Coverage(False, (), f"the best-matching sentences give no {what}{of} for this")
 
 
-def _absent(words: list[str], stems: list[str], elsewhere: Callable[[str], bool]) -> Coverage:
+def closest_word(embedder: Embedder, word: str, text: str) -> float:
+    """The highest cosine between `word` and any word of `text` (a synonym test)."""
+    words = sorted({t.lower() for t in tokens(text) if t.lower() not in STOPWORDS})
+    if not words:
+        return 0.0
+    vecs = embedder.embed([word.lower(), *words])
+    return float(np.max(vecs[1:] @ vecs[0]))
+
+
+def _absent(words: list[str], stems: list[str], vocabulary: Collection[str]) -> Coverage:
     """Abstain for terms missing from the passages found, saying truly where they are missing:
     from every document, or only from the passages found. Only the first kind is named in the
     answer ("The documents don't say anything about X")."""
-    nowhere = [w for w, s in zip(words, stems, strict=True) if not elsewhere(s)]
+    nowhere = [w for w, s in zip(words, stems, strict=True) if not fuzzy_in(s, vocabulary)]
     found = [w for w in words if w not in nowhere]
     reasons = []
     if nowhere:
@@ -124,8 +134,8 @@ def _absent(words: list[str], stems: list[str], elsewhere: Callable[[str], bool]
 
 def split_markers(sentence: str) -> tuple[str, list[int]]:
     """("Macron met Trump [1][2].", ) -> ("Macron met Trump.", [1, 2])"""
-    ns = [int(n) for n in MARKER.findall(sentence)]
-    return MARKER.sub("", sentence).strip(), ns
+    numbers = [int(n) for n in MARKER.findall(sentence)]
+    return MARKER.sub("", sentence).strip(), numbers
 
 
 @dataclass(frozen=True)
@@ -150,10 +160,10 @@ _SPEAKER = re.compile(  # "Macron said", "Macron, speaking in Paris, said", "sai
 )
 
 
-def _name_sources(ns: list[int]) -> str:
+def _name_sources(numbers: list[int]) -> str:
     """ "source [2]" or "sources [1][3]": a reason names the sources it was checked against."""
-    marks = "".join(f"[{n}]" for n in ns)
-    return f"source {marks}" if len(ns) == 1 else f"sources {marks}" if ns else "the sources"
+    marks = "".join(f"[{n}]" for n in numbers)
+    return f"source {marks}" if len(numbers) == 1 else f"sources {marks}" if numbers else "the sources"
 
 
 def _negated(text: str) -> bool:
@@ -180,7 +190,7 @@ _NUMBER_WORDS = frozenset(
 
 
 def _held_words(sentence: str) -> set[str]:
-    """Stems the cited source must have beyond `salient_terms`' names and numbers: every
+    """Stems the cited source must have beyond `key_terms`' names and numbers: every
     capitalised word, at the start of the sentence or after a quote too ("Macron’s rhetoric
     resonates ..." with Trump's name swapped out), and numbers written as words."""
     out = set()
@@ -214,33 +224,33 @@ class Checker:
             first = first or result
         return first or Support(False, (), "no evidence to check against")
 
-    def check(self, sentence: str, cited: list[Evidence], ns: list[int]) -> Support:
-        """Is `sentence` supported by the `cited` sentences together (numbered `ns`)?"""
-        sal = salient_terms(sentence)
-        words = content_stems(sentence)
-        src = _name_sources(ns)
+    def check(self, sentence: str, cited: list[Evidence], numbers: list[int]) -> Support:
+        """Is `sentence` supported by the `cited` sentences together (numbered `numbers`)?"""
+        terms = key_terms(sentence)
+        words = terms.stems
+        src = _name_sources(numbers)
         if len(words) < 2:
-            return Support(False, tuple(ns), "a sentence of fewer than two content words")
+            return Support(False, tuple(numbers), "a sentence of fewer than two content words")
         source = " ".join(e.text for e in cited)
         have = text_stems(source)
-        surface = {stem(t): t for t in tokens(sentence)}  # report words as written, not stems
-        held = sal.names | sal.numbers | _held_words(sentence)
-        loose = sorted(surface.get(s, s) for s in held - have)
+        written = {stem(t): t for t in tokens(sentence)}  # report words as written, not stems
+        held = terms.names | terms.numbers | _held_words(sentence)
+        loose = sorted(written.get(s, s) for s in held - have)
         if loose:
-            return Support(False, tuple(ns), f"names or numbers not in {src}: {', '.join(loose)}")
+            return Support(False, tuple(numbers), f"names or numbers not in {src}: {', '.join(loose)}")
         share = len(words & have) / len(words)
         if share < MIN_SUPPORT_WORDS:
-            return Support(False, tuple(ns), f"only {share:.0%} of its words are in {src}")
+            return Support(False, tuple(numbers), f"only {share:.0%} of its words are in {src}")
         if _negated(sentence) != _negated(source):
             which = f"it has a negation that {src} lacks" if _negated(sentence) else (
                 f"{src} has a negation that it lacks")
-            return Support(False, tuple(ns), which)
+            return Support(False, tuple(numbers), which)
         speakers = _speakers(sentence) - _speakers(source)
         if speakers:
-            who = ", ".join(sorted(surface.get(s, s) for s in speakers))
-            return Support(False, tuple(ns), f"{src} does not say that {who} said it")
+            who = ", ".join(sorted(written.get(s, s) for s in speakers))
+            return Support(False, tuple(numbers), f"{src} does not say that {who} said it")
         vecs = self.embedder.embed([sentence, *[e.text for e in cited]])
         cos = float(np.max(vecs[1:] @ vecs[0]))
         if cos < MIN_SUPPORT_COSINE:
-            return Support(False, tuple(ns), f"its meaning is far from {src} (cosine {cos:.2f})")
-        return Support(True, tuple(ns), "")
+            return Support(False, tuple(numbers), f"its meaning is far from {src} (cosine {cos:.2f})")
+        return Support(True, tuple(numbers), "")

@@ -15,11 +15,12 @@ import pytest
 
 from rag import Pipeline
 from rag.chunking import split_sentences
-from rag.compose import checked, extractive, render
+from rag.compose import checked, quote, render
 from rag.pipeline import SYSTEM_PROMPT
+from rag.query import read
 from rag.terms import text_stems
-from rag.types import Answer, Evidence
-from rag.verify import Checker, coverage, fuzzy_in
+from rag.types import Answer, Evidence, Lead
+from rag.verify import Checker, coverage
 from ui.render import badge_html
 
 from .conftest import SEEDS, file_text
@@ -172,8 +173,8 @@ def wrapped() -> list[Evidence]:
     ids=["next line", "next sentence", "blend", "neighbour cited", "no valid marker"],
 )
 def test_a_number_counts_only_in_the_sentence_cited(checker, draft, answer, reason):
-    rendered, why = checked("What did the U.N. report about the war’s toll?", draft, wrapped(),
-                            checker)
+    rendered, why = checked(read("What did the U.N. report about the war’s toll?"), draft,
+                            wrapped(), checker)
     assert why == reason
     assert (rendered and rendered[0]) == answer
 
@@ -226,7 +227,7 @@ def troops_evidence() -> list[Evidence]:
          "repeated"],
 )
 def test_a_draft_is_shown_only_as_far_as_it_is_checked(checker, draft, answer, reason):
-    rendered, why = checked(QUESTION, draft, troops_evidence(), checker)
+    rendered, why = checked(read(QUESTION), draft, troops_evidence(), checker)
     assert why == reason
     assert (rendered and rendered[0]) == answer
     if rendered:
@@ -244,8 +245,8 @@ def test_a_quote_takes_an_elaborating_next_sentence_and_keeps_exact_offsets():
     lead = seed("Despite these concerns", 1.0)
     follow = seed("does not know how far", 0.7)
     unrelated = seed("ruled out", 0.1)
-    nxt = {lead.start: dataclasses.replace(follow, score=0.0)}
-    text, cited = extractive([lead], [lead, follow, unrelated], lambda ev: nxt.get(ev.start))
+    after = dataclasses.replace(follow, score=0.0)  # the next sentence, unranked
+    text, cited = quote([Lead(lead, after)], [lead, follow, unrelated])
     assert text == f"{lead.text} [1] {follow.text} [2]"
     for c in cited:
         assert file_text(c.source)[c.start : c.end] == c.quote
@@ -280,12 +281,13 @@ ALL_STEMS = text_stems(" ".join(SEED_TEXTS.values()))
 def test_coverage(question, evidence_words, reason):
     evidence = [seed(w) for w in evidence_words]
     retrieved = " ".join(ev.text for ev in evidence)
-    cov = coverage(question, evidence, retrieved, 0.6, elsewhere=lambda s: fuzzy_in(s, ALL_STEMS))
+    cov = coverage(read(question).asking, evidence, retrieved, 0.6, ALL_STEMS)
     assert (cov.covered, cov.reason) == (reason == "", reason)
 
 
 def test_coverage_refuses_evidence_far_from_the_question():
-    cov = coverage("How many civilians have died in the war?", [seed("U.N. reports")], TOLL, 0.1)
+    cov = coverage(read("How many civilians have died in the war?").asking, [seed("U.N. reports")],
+                   TOLL, 0.1, ALL_STEMS)
     assert not cov.covered and cov.reason == (
         "no sentence found is close to this question (best match: cosine 0.10)")
 
@@ -320,7 +322,7 @@ def test_a_faithful_model_answer_is_shown_checked_and_cites_its_passage(scripted
     assert gen.calls == [(pipeline.settings.max_tokens, pipeline.settings.temperature)]
     assert draft == GOOD  # streamed as it was written, for progress only
     assert not quote.final and quote.mode == "extractive"
-    assert answer.final and answer.mode == "generated"
+    assert answer.final and answer.mode == "generate"
     assert answer.note == "every sentence checked against its source"
     assert ">checked<" in badge_html(answer.mode)
     assert answer.text == SHOWN
@@ -366,7 +368,7 @@ def test_a_reply_cut_off_by_the_token_limit_shows_its_finished_sentence(scripted
     (_, answer), draft = events(pipeline, QUESTION, max_tokens=max_tokens)
     assert gen.calls[0][0] == max_tokens
     assert draft == GOOD + " He is open to"
-    assert answer.mode == "generated" and answer.text == SHOWN
+    assert answer.mode == "generate" and answer.text == SHOWN
 
 
 def test_a_model_that_fails_leaves_the_quote(scripted):
@@ -390,4 +392,4 @@ def test_a_follow_up_shows_the_model_the_earlier_question(scripted):
                           history=["What does Macron plan to discuss with Trump?"])
     assert "\nEarlier question: What does Macron plan to discuss with Trump?\n" in (
         gen.prompts[0][1]["content"])
-    assert answer.mode == "generated" and answer.text == SHOWN, answer.note
+    assert answer.mode == "generate" and answer.text == SHOWN, answer.note

@@ -42,7 +42,7 @@ def test_ask_json_reads_many_questions_from_stdin(cli_index):
     assert len(lines) == 2
     first, second = lines
     assert "14 million" in first["answer"] and not first["abstained"]
-    assert first["mode"] in ("generated", "extractive")
+    assert first["mode"] in ("generate", "extractive")
     for c in first["citations"]:
         assert file_text(c["source"])[c["start"] : c["end"]] == c["quote"]
     assert second["abstained"] and second["mode"] == "abstained" and second["citations"] == []

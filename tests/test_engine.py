@@ -3,7 +3,7 @@
 import pytest
 
 from rag import Answer, InputError
-from rag.pipeline import retrieval_query
+from rag.query import read, retrieval_query
 
 from .conftest import file_text
 
@@ -38,7 +38,7 @@ CASES = [
 @pytest.mark.parametrize("question,facts,sentence", CASES, ids=[c[0][:40] for c in CASES])
 def test_seed_questions_get_correct_cited_answers(pipeline, question, facts, sentence):
     answer = pipeline.ask(question)
-    assert answer.mode in ("generated", "extractive"), answer.note
+    assert answer.mode in ("generate", "extractive"), answer.note
     for alternatives in facts:
         assert any(a.lower() in answer.text.lower() for a in alternatives), answer.text
     assert answer.citations, answer
@@ -102,7 +102,7 @@ def test_stream_yields_the_checked_quote_first_then_the_rewrite_then_the_final_a
     assert first.citations and first.timings["generate_ms"] == 0
     assert draft and all(isinstance(e, str) for e in draft)
     assert isinstance(final, Answer) and final.final and final.citations
-    assert final.mode in ("generated", "extractive")
+    assert final.mode in ("generate", "extractive")
     if final.mode == "extractive":  # the rewrite failed: the quote stands, unchanged
         assert (final.text, final.citations) == (first.text, first.citations)
     t = final.timings
@@ -165,9 +165,9 @@ def test_a_prompt_over_the_models_context_is_fitted_not_crashed(pipeline):
     """Budgets are in tokens: an earlier question of emoji is dropped from the prompt before
     any source is, and a question that cannot fit at all is answered by the checked quote."""
     s = pipeline.settings
-    r = pipeline.gather("How many Ukrainians have been displaced?", [], s)
-    fitted = pipeline.fit_prompt("How many Ukrainians have been displaced?", r.evidence,
-                                 ["😀" * 2000], s)
+    r = pipeline.retrieve(read("How many Ukrainians have been displaced?"), s)
+    fitted = pipeline.fit_prompt(read("How many Ukrainians have been displaced?", ["😀" * 2000]),
+                                 r.evidence, s)
     assert fitted is not None
     messages, evidence = fitted
     assert evidence == r.evidence and "Earlier question" not in messages[-1]["content"]

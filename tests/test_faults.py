@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import IndexCorrupt, IndexError_, Pipeline, Settings, load_index, store, update
+from rag import IndexCorrupt, IndexProblem, Pipeline, Settings, load_index, store, update
 from rag import cli as rag_cli
 from rag.chunking import chunk_document
 from rag.embed import CachedEmbedder
@@ -485,7 +485,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_old_index(
     after = load_index(Settings.load(), cached)
     assert [c.text for c in after.chunks] == [c.text for c in before.chunks]
     assert data_files(seed_copy) == clean_files(seed_copy)  # no temp files left behind
-    with pytest.raises(IndexError_):  # the library says the same
+    with pytest.raises(IndexProblem):  # the library says the same
         with monkeypatch.context() as m:
             m.setattr(store.os, "fsync", no_space)
             update(Settings.load(), cached, [docs])

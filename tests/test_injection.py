@@ -97,7 +97,7 @@ def assert_no_injected_claim(pipeline: Pipeline, answer: Answer) -> None:
 )
 def test_questions_about_facts_get_the_facts_and_nothing_injected(injected, question, fact):
     answer = injected.ask(question)
-    assert answer.mode in ("generated", "extractive"), answer
+    assert answer.mode in ("generate", "extractive"), answer
     assert fact in answer.text, answer
     assert not any(p in answer.text.lower() for p in INJECTED), answer.text
     assert_no_injected_claim(injected, answer)
@@ -115,7 +115,7 @@ def test_questions_about_injected_claims_never_get_them_asserted(injected, quest
     answer = injected.ask(question)
     print(f"\n{question} -> {answer.mode}: {answer.text}")
     assert_no_injected_claim(injected, answer)
-    if answer.mode == "generated":  # the model's own words passed the check: no claim in them
+    if answer.mode == "generate":  # the model's own words passed the check: no claim in them
         assert not any(p in answer.text.lower() for p in INJECTED), answer.text
 
 

@@ -431,7 +431,7 @@ def test_the_server_streams_a_draft_then_a_checked_cited_answer(served):
     first, *draft, final = events
     assert isinstance(first, Answer) and not first.final and first.citations
     assert draft and all(isinstance(e, str) for e in draft)
-    assert isinstance(final, Answer) and final.mode in ("generated", "extractive")
+    assert isinstance(final, Answer) and final.mode in ("generate", "extractive")
     assert final.citations and final.timings["generate_ms"] > 0
     for c in final.citations:
         assert f"[{c.n}]" in final.text
@@ -446,7 +446,7 @@ def test_served_answers_equal_in_process_answers(served, pipeline, question, fac
     the same draft and, after the same check, the same answer."""
     remote, local = served.ask(question), pipeline.ask(question)
     for answer in (remote, local):
-        assert answer.mode in ("generated", "extractive") and fact in answer.text, answer
+        assert answer.mode in ("generate", "extractive") and fact in answer.text, answer
         assert sentence in [c.quote for c in answer.citations]
         for c in answer.citations:
             assert file_text(c.source)[c.start : c.end] == c.quote

@@ -7,7 +7,7 @@ import pytest
 
 from rag import InputError
 from rag.language import foreign_language
-from rag.pipeline import asking_part
+from rag.query import asking_part
 
 TROOPS = "deploying a security force"
 
@@ -83,3 +83,15 @@ def test_the_asking_part_is_the_sentence_that_asks():
     assert asking_part("Where will the leaders meet (Priya asked)?") == "Where will the leaders meet?"
     assert asking_part("Priya asked me. Where did they meet?") == "Priya asked me. Where did they meet?"
     assert asking_part("Where will the leaders meet?") == "Where will the leaders meet?"
+
+
+def test_the_stopwords_are_nltks_without_contractions_plus_words_that_name_nothing():
+    from bm25s.stopwords import STOPWORDS_EN_PLUS as nltk
+
+    from rag.terms import STOPWORDS
+
+    pieces = {w for w in nltk if "'" in w or f"{w}'t" in nltk} | {"ain", "ma"}
+    assert set(nltk) - pieces <= STOPWORDS and not pieces & STOPWORDS
+    assert STOPWORDS - set(nltk) == set(
+        "also could either else ever let many might much must neither one ones ought per shall "
+        "still upon us whose would yet".split())

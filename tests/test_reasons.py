@@ -9,6 +9,7 @@ import pytest
 from rag import Pipeline, Settings, load_index, update
 from rag.chunking import split_sentences
 from rag.compose import checked
+from rag.query import read
 from rag.types import Evidence
 from rag.verify import Checker, coverage
 
@@ -38,6 +39,9 @@ def sentence_with(words: str) -> Evidence:
     return next(e for e in evidence() if words in e.text)
 
 
+WATER = read("How much water goes into the dough?")
+
+
 @pytest.fixture(scope="module")
 def checker(embedder):
     return Checker(embedder)
@@ -58,21 +62,20 @@ def checker(embedder):
     ],
 )
 def test_coverage_claims_nothing_missing_when_it_is_there(question):
-    cov = coverage(question, evidence(), NOTE, best_cosine=0.6, elsewhere=lambda s: False)
+    cov = coverage(read(question).asking, evidence(), NOTE, best_cosine=0.6, vocabulary=set())
     assert cov.covered, cov.reason
     assert cov.reason == "" and cov.missing == ()
 
 
 def test_not_in_the_documents_only_when_no_document_has_it():
-    question = "What did Okafor say about Bertinet?"
+    question = read("What did Okafor say about Bertinet?").asking
     only_first = evidence()[0].text  # the passages found lack both names
-    found_elsewhere = coverage(question, evidence()[:1], only_first, 0.6, elsewhere=lambda s: True)
+    found_elsewhere = coverage(question, evidence()[:1], only_first, 0.6, {"okafor", "bertinet"})
     assert not found_elsewhere.covered and "not in the documents" not in found_elsewhere.reason
     assert found_elsewhere.reason == "not in the passages found for this question: Okafor, Bertinet"
     assert found_elsewhere.missing == ()  # so the answer names nothing it cannot vouch for
 
-    have = {"okafor"}
-    mixed = coverage(question, evidence()[:1], only_first, 0.6, elsewhere=lambda s: s in have)
+    mixed = coverage(question, evidence()[:1], only_first, 0.6, vocabulary={"okafor"})
     assert mixed.reason == ("not in the documents: Bertinet; "
                             "not in the passages found for this question: Okafor")
     assert mixed.missing == ("Bertinet",)
@@ -81,13 +84,13 @@ def test_not_in_the_documents_only_when_no_document_has_it():
 def test_a_missing_kind_of_answer_names_no_word_that_is_there():
     """"How many ovens" with no count of ovens: the reason says so; the answer does not claim
     the documents say nothing about ovens, which they mention."""
-    cov = coverage("How many ovens does the bakery run?", evidence(), NOTE, 0.6)
+    cov = coverage(read("How many ovens does the bakery run?").asking, evidence(), NOTE, 0.6, set())
     assert not cov.covered and cov.reason == "the best-matching sentences give no number of ovens for this"
     assert cov.missing == ()
 
 
 def test_no_far_from_the_question_reason_when_a_sentence_is_close():
-    cov = coverage("What did Okafor say?", evidence(), NOTE, best_cosine=0.6)
+    cov = coverage(read("What did Okafor say?").asking, evidence(), NOTE, 0.6, set())
     assert "close" not in cov.reason
 
 
@@ -152,7 +155,7 @@ def test_a_negation_reason_says_which_side_has_it(checker):
 def test_a_good_draft_over_a_wrapped_source_is_kept_with_no_reason(checker):
     evs = [sentence_with("Mix 100"), sentence_with("Cler")]
     draft = "Mix 100 grams of active starter with 350 grams of water and 500 grams of bread flour [1]."
-    rendered, why = checked("How much water goes into the dough?", draft, evs, checker)
+    rendered, why = checked(WATER, draft, evs, checker)
     assert rendered is not None and why == ""
 
 
@@ -164,7 +167,7 @@ def test_a_good_draft_over_a_wrapped_source_is_kept_with_no_reason(checker):
     ],
 )
 def test_a_failed_draft_says_what_happened(checker, draft, why):
-    rendered, reason = checked("How much water goes into the dough?", draft, evidence(), checker)
+    rendered, reason = checked(WATER, draft, evidence(), checker)
     assert rendered is None and reason == why
 
 
@@ -173,7 +176,7 @@ def test_a_draft_that_opens_with_according_to_the_documents_is_checked_on_its_cl
     evs = [sentence_with("Mix 100")]
     draft = ("According to the documents, mix 100 grams of active starter with 350 grams of "
              "water and 500 grams of bread flour [1].")
-    rendered, why = checked("How much water goes into the dough?", draft, evs, checker)
+    rendered, why = checked(WATER, draft, evs, checker)
     assert rendered is not None and why == ""
     assert rendered[0].startswith("Mix 100 grams")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import IndexCorrupt, IndexError_, IndexMissing, Settings, load_index, update
+from rag import IndexCorrupt, IndexMissing, IndexProblem, Settings, load_index, update
 from rag import cli as rag_cli
 from rag.embed import CachedEmbedder
 
@@ -187,7 +187,7 @@ def test_a_file_we_may_not_read_is_called_that_not_corrupt(
         json.loads((d / "manifest.json").read_text())["files"][which]
     )
     unreadable(d / name)
-    with pytest.raises(IndexError_) as e:
+    with pytest.raises(IndexProblem) as e:
         load_index(own_index, cached)
     assert not isinstance(e.value, IndexCorrupt | IndexMissing), e.value
     assert str(e.value).startswith(f"cannot read {d / name}: permission denied; ")

@@ -18,7 +18,7 @@ CITE = Citation(
 )
 
 
-def answer(mode="generated", text="He met Trump. [1]", citations=(CITE,), **kw) -> Answer:
+def answer(mode="generate", text="He met Trump. [1]", citations=(CITE,), **kw) -> Answer:
     return Answer(
         "Where did he meet Trump?",
         text,
@@ -68,7 +68,7 @@ def test_answer_links_each_marker_to_its_span_and_lists_the_source():
 @pytest.mark.parametrize(
     "mode,label",
     [
-        ("generated", "checked"),
+        ("generate", "checked"),
         ("extractive", "quoted from the sources"),
         ("abstained", "the documents don&#x27;t say"),
     ],

@@ -71,8 +71,8 @@ CSS = """
 .rag-answer-head { display: flex; align-items: center; gap: .6rem; margin-bottom: .35rem; }
 .rag-badge { display: inline-block; padding: .1rem .6rem; border-radius: 999px; font-size: .8rem;
   font-weight: 600; line-height: 1.4; border: 1px solid transparent; cursor: help; }
-.rag-badge-generated { background: #dcfce7; color: #14532d; border-color: #86efac; }
-.rag-badge-generated::before { content: "\\2713\\00a0"; }
+.rag-badge-generate { background: #dcfce7; color: #14532d; border-color: #86efac; }
+.rag-badge-generate::before { content: "\\2713\\00a0"; }
 .rag-badge-extractive { background: #dbeafe; color: #1e3a8a; border-color: #93c5fd; }
 .rag-badge-abstained { background: #fef3c7; color: #78350f; border-color: #fcd34d; }
 .rag-time { font-size: .75rem; color: var(--body-text-color-subdued); }
@@ -137,7 +137,7 @@ table.rag-docs td.rag-file { display: table-cell; font-size: .8rem; word-break: 
 .rag-hint { font-size: .8rem; color: var(--body-text-color-subdued); align-self: center; }
 .rag-align-end { align-self: flex-end !important; margin-bottom: .6rem; }
 
-.dark .rag-badge-generated { background: #14532d; color: #dcfce7; }
+.dark .rag-badge-generate { background: #14532d; color: #dcfce7; }
 .dark .rag-badge-extractive { background: #1e3a8a; color: #dbeafe; }
 .dark .rag-badge-abstained { background: #78350f; color: #fef3c7; }
 .dark .rag-error { background: #450a0a; color: #fecaca; }

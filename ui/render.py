@@ -23,7 +23,7 @@ from rag import Answer, Citation, InputError
 REF_PREFIX = "#rag-source/"
 
 BADGES = {  # mode -> (label, what it means, shown as a tooltip)
-    "generated": (
+    "generate": (
         "checked",
         "Written by the model; every sentence was checked against the source it cites.",
     ),
@@ -153,7 +153,7 @@ def answer_html(answer: Answer) -> str:
     if not answer.final:  # the quote stands; a rewrite may replace it, never a draft
         parts.append(f'<div class="rag-rewriting" role="status"><span class="rag-caret"></span> '
                      f"{escape(REWRITING)}</div>")
-    elif answer.note and answer.mode != "generated":
+    elif answer.note and answer.mode != "generate":
         parts.append(f'<div class="rag-note">Why: {escape(answer.note)}</div>')
     if answer.retrieval_query and answer.retrieval_query.strip() != answer.question.strip():
         parts.append(
