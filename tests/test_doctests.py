@@ -26,5 +26,5 @@ def test_docstring_examples_hold(name):
 def test_the_examples_are_found():
     """A module that moves or a runner that finds nothing would pass the test above vacuously."""
     found = {name: doctest.testmod(importlib.import_module(name), report=False).attempted
-             for name in ("rag.compose", "rag.sentences", "rag.terms", "rag.pipeline")}
+             for name in ("rag.query", "rag.sentences", "rag.terms", "rag.settings")}
     assert all(found.values()), found

@@ -419,8 +419,8 @@ def seed_copy(tmp_path, cached, monkeypatch) -> Path:
     index_dir = tmp_path / "index"
     update(Settings.load(env={}, index_dir=str(index_dir)), cached, [SEEDS])
     monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
-    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="": cached)
-    monkeypatch.setattr("rag.loader.load_embedder", lambda model_dir="": cached)
+    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="", backend="": cached)
+    monkeypatch.setattr("rag.loader.load_embedder", lambda model_dir="", backend="": cached)
     return index_dir
 
 

@@ -99,8 +99,8 @@ def own_index(tmp_path, cached, monkeypatch) -> Settings:
     upload.parent.mkdir(parents=True)
     upload.write_text(UPLOAD, encoding="utf-8")
     update(s, cached, [upload], prune=False)  # as ui.service.Service.add_upload does
-    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="": cached)
-    monkeypatch.setattr("rag.loader.load_embedder", lambda model_dir="": cached)
+    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="", backend="": cached)
+    monkeypatch.setattr("rag.loader.load_embedder", lambda model_dir="", backend="": cached)
     return s
 
 
@@ -201,7 +201,7 @@ def test_a_file_we_may_not_read_is_called_that_not_corrupt(
 def test_a_failed_rag_index_leaves_no_index_folder_or_lock_behind(
     capsys, tmp_path, monkeypatch, cached, problem
 ):
-    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="": cached)
+    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="", backend="": cached)
     (tmp_path / "empty").mkdir()
     path = {"mistyped": tmp_path / "notse", "empty": tmp_path / "empty"}[problem]
     for index_dir in (tmp_path / "index", tmp_path / "new" / "deeper" / "index"):
