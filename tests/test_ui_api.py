@@ -18,7 +18,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from rag import InputError, RagError, load_index
+from rag import Answer, InputError, RagError, load_index
 from ui import render
 from ui.app import build_app, launch
 from ui.service import Service
@@ -470,3 +470,30 @@ def test_rag_serve_indexes_the_seeds_then_serves_on_loopback(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_rewrite_waits_until_no_one_else_is_waiting_for_a_quote(tmp_path, seed_settings,
+                                                                   embedder):
+    """Quotes go first: while someone's first answer is still being found, the model does not
+    start anyone's rewrite."""
+    from .scripted import ScriptedGenerator
+
+    model = ScriptedGenerator("Sources say the talks involved Turkey and Saudi Arabia [1].")
+    service = make_service(tmp_path, seed_settings, embedder, model)
+    events = service.stream("Which countries were involved in the backchannel talks?")
+    first = next(events)
+    assert isinstance(first, Answer) and not first.final and model.prompts == []
+
+    with service._quoting:
+        service._quotes_pending += 1  # someone else's quote is being found
+    started = []
+    waiting = threading.Thread(target=lambda: started.append(next(events)))
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive() and model.prompts == []  # no rewrite yet
+    with service._quoting:
+        service._quotes_pending -= 1
+        service._quoting.notify_all()
+    waiting.join(10)
+    assert started and len(model.prompts) == 1  # now it runs
+    assert list(events)[-1].final

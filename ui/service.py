@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,6 +43,8 @@ Progress = Callable[[int, int, str], None]
 
 MAX_WAITING_UPLOADS = 20  # files queued for indexing at once, from everyone
 KEEP_FINISHED_UPLOADS = 200  # finished jobs remembered, for the pages still showing them
+# a rewrite waits at most this long for other people's quotes to be found (see Service.stream)
+QUOTES_FIRST_S = 5.0
 
 
 @dataclass
@@ -136,6 +139,8 @@ class Service:
         self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-upload")
         self._jobs: dict[str, tuple[UploadJob, Future]] = {}
         self._jobs_lock = threading.Lock()
+        self._quoting = threading.Condition()  # how many people wait for a first answer
+        self._quotes_pending = 0
 
     @classmethod
     def start(cls, settings: Settings, index_paths: Sequence[str] = (), say=print) -> Service:
@@ -162,9 +167,28 @@ class Service:
     def stream(
         self, question: str, history: Sequence[str] = (), top_k=None, mode=None
     ) -> Iterator[str | Answer]:
-        """Draft pieces, then the checked Answer (see `rag.Pipeline.stream`)."""
+        """The checked quote or abstention, then, with a model, the rewrite's pieces and the
+        final Answer (see `rag.Pipeline.stream`).
+
+        Quotes go first: a rewrite starts only once no one else's quote is still being found
+        (or after QUOTES_FIRST_S), so the model, which takes every core, does not slow down
+        the people still waiting for their first answer."""
         history = [h for h in (history or []) if isinstance(h, str) and h.strip()]
-        yield from self.pipeline.stream(question, history, **self.overrides(top_k, mode))
+        overrides = self.overrides(top_k, mode)
+        with closing(self.pipeline.stream(question, history, **overrides)) as events:
+            with self._quoting:
+                self._quotes_pending += 1
+            try:
+                first = next(events)
+            finally:
+                with self._quoting:
+                    self._quotes_pending -= 1
+                    self._quoting.notify_all()
+            yield first
+            if isinstance(first, Answer) and not first.final:
+                with self._quoting:
+                    self._quoting.wait_for(lambda: self._quotes_pending == 0, QUOTES_FIRST_S)
+            yield from events
 
     def ask(self, question: str, history: Sequence[str] = (), top_k=None, mode=None) -> Answer:
         answer = None
