@@ -141,10 +141,6 @@ class Service:
         self._jobs_lock = threading.Lock()
         self._quoting = threading.Condition()  # how many people wait for a first answer
         self._quotes_pending = 0
-        # Quotes are found a few at a time, not all at once: twenty found side by side share
-        # the cores (and the GIL) and all finish at the very end; one after another, most
-        # people have theirs long before the last one does.
-        self._quote_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
 
     @classmethod
     def start(cls, settings: Settings, index_paths: Sequence[str] = (), say=print) -> Service:
@@ -176,16 +172,14 @@ class Service:
 
         Quotes go first: a rewrite starts only once no one else's quote is still being found
         (or after QUOTES_FIRST_S), so the model, which takes every core, does not slow down
-        the people still waiting for their first answer; and quotes are found as many at a
-        time as there are cores."""
+        the people still waiting for their first answer."""
         history = [h for h in (history or []) if isinstance(h, str) and h.strip()]
         overrides = self.overrides(top_k, mode)
         with closing(self.pipeline.stream(question, history, **overrides)) as events:
             with self._quoting:
                 self._quotes_pending += 1
             try:
-                with self._quote_slots:
-                    first = next(events)
+                first = next(events)
             finally:
                 with self._quoting:
                     self._quotes_pending -= 1
