@@ -6,6 +6,7 @@ Expected problems (a RagError) print one line, `error: ...`, and exit 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -40,10 +41,9 @@ def _one_of(name: str) -> str:
     return "{" + ",".join(Settings.choices(name)) + "}"
 
 
-def _settings(args: argparse.Namespace, **extra) -> Settings:
-    keys = ("index_dir", "embed_model", "embed_backend", "gguf", "llm_url", "top_k", "evidence_k", "mode",
-            "retrieval", "chunk_size", "n_threads", "collection")
-    return Settings.load(**{k: getattr(args, k, None) for k in keys}, **extra)
+def _settings(args: argparse.Namespace) -> Settings:
+    """The flags a command has, by their dest, which is the Settings field they set."""
+    return Settings.load(**{f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,8 +196,7 @@ def format_answer(answer) -> str:
 def cmd_serve(args) -> int:
     import os
 
-    settings = _settings(args, host=args.host, port=args.port, models_dir=args.models_dir,
-                         allow_model_switch=args.allow_model_switch)
+    settings = _settings(args)
     serve = _find_ui()
     auth = args.auth or os.environ.get("RAG_AUTH") or None
     return serve(settings, auth=auth, index_paths=args.index_path or ["seeds"])
@@ -213,7 +212,7 @@ def _find_ui(found: Iterable | None = None):
     if found is None:
         from importlib.metadata import entry_points
 
-        found = list(entry_points(group=UI_ENTRY_POINTS)) or _declared_here()
+        found = list(entry_points(group=UI_ENTRY_POINTS))
     found = sorted(found, key=lambda ep: ep.name)
     if not found:
         raise RagError("`rag serve` needs the chat UI, which is not installed: run "
@@ -223,23 +222,6 @@ def _find_ui(found: Iterable | None = None):
     except ModuleNotFoundError as e:
         raise RagError(f"the chat UI ({found[0].value}) needs the module {e.name}, which is not "
                        "installed: run `pip install -e .` in the project folder") from None
-
-
-def _declared_here() -> list:
-    """The `rag.serve` entry points in the pyproject.toml of the checkout this code runs from:
-    its installed metadata may predate them (an editable install is not refreshed when
-    pyproject.toml changes), or it may run from PYTHONPATH, not installed at all."""
-    import tomllib
-    from importlib.metadata import EntryPoint
-    from pathlib import Path
-
-    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-    try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-        declared = project["entry-points"][UI_ENTRY_POINTS]
-    except (OSError, ValueError, KeyError):  # installed from a wheel: no pyproject.toml beside it
-        return []
-    return [EntryPoint(name, value, UI_ENTRY_POINTS) for name, value in declared.items()]
 
 
 def cmd_eval(args) -> int:

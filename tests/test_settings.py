@@ -12,7 +12,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from rag import InputError, RagError, Settings
-from rag.cli import UI_ENTRY_POINTS, _declared_here, _find_ui, main
+from rag.cli import UI_ENTRY_POINTS, _find_ui, main
 
 from .conftest import ROOT
 
@@ -173,8 +173,6 @@ def test_rag_serve_finds_the_ui_through_the_entry_point_pyproject_declares():
     from ui.app import serve
 
     assert _find_ui() is serve
-    # what a checkout finds when its installed metadata predates the entry point
-    assert _find_ui(_declared_here()) is serve
 
 
 def test_rag_serve_without_the_ui_names_the_fix():
