@@ -33,13 +33,13 @@ from bench import headline
 from rag.chunking import split_sentences
 from rag.embed import Embedder, load_embedder
 from rag.errors import InputError
+from rag.index import DocEntry, Index, IndexConfig
 from rag.indexer import update
 from rag.loader import make_generator
 from rag.pipeline import Pipeline
 from rag.query import read
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from rag.store import DocEntry, Index, IndexConfig
 from rag.types import Answer, Chunk, Document
 
 OUT = Path("bench-results/bench.json")
@@ -198,7 +198,7 @@ def _retrieval_at(n: int, texts, base, questions, qvecs, plan: Plan, settings: S
                   config: IndexConfig, embedder: Embedder) -> dict:
     index = synthetic_index(texts, base, n, config)
     t = time.perf_counter()
-    faiss_index = index.faiss_index  # store.build_faiss: the production choice for n
+    faiss_index = index.faiss_index  # rag.index.build_faiss: the production choice for n
     build_s = time.perf_counter() - t
     retriever = Retriever(index, embedder, settings.retrieval)
     t = time.perf_counter()

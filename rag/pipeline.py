@@ -20,10 +20,10 @@ from typing import NamedTuple
 from . import compose
 from .embed import CachedEmbedder, Embedder
 from .generate import Generator, Message
+from .index import Index
 from .query import Query, check_question, read
 from .retrieve import Retrieved, Retriever
 from .settings import Settings
-from .store import Index
 from .types import Answer, Evidence
 from .verify import Checker, coverage
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from .chunking import search_text
 from .embed import Embedder
+from .index import Index
 from .query import Ask, Query
-from .store import Index
 from .terms import STOPWORDS, TOKEN_PATTERN, stem, text_stems
 from .types import Document, Evidence, Lead, Passage
 

@@ -17,7 +17,7 @@ The manifest also records the folders (and files) the index was built from, so e
 say which ones `rag index --rebuild` will read again.
 
 The index in memory is `rag.index`; what the manifest holds, and how it is read and checked,
-is `rag.manifest`. The names callers use from both are importable from here too.
+is `rag.manifest`.
 """
 
 from __future__ import annotations
@@ -37,17 +37,8 @@ import numpy as np
 from filelock import FileLock
 
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem
-from .index import (
-    ANN_THRESHOLD,
-    EF_SEARCH,
-    DocEntry,
-    Index,
-    IndexConfig,
-    build_faiss,
-    sentence_rows,
-)
+from .index import EF_SEARCH, DocEntry, Index, IndexConfig, sentence_rows
 from .manifest import (
-    VERSION,
     check_config,
     config_of,
     data_files,
@@ -60,21 +51,6 @@ from .manifest import (
     unreadable,
 )
 from .types import Chunk, Document
-
-__all__ = [
-    "ANN_THRESHOLD",
-    "VERSION",
-    "DocEntry",
-    "Index",
-    "IndexConfig",
-    "build_faiss",
-    "load",
-    "read_manifest",
-    "roots_of",
-    "save",
-    "sentence_rows",
-    "writing",
-]
 
 log = logging.getLogger(__name__)
 

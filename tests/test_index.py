@@ -14,6 +14,7 @@ from rag import (
     store,
     update,
 )
+from rag.index import sentence_rows
 from rag.indexer import remove_document
 
 from .conftest import file_text
@@ -256,7 +257,7 @@ def test_a_huge_paragraph_is_split_quickly_and_exactly():
 
 def test_sentences_are_embedded_once_at_index_time_and_survive_save_and_load(
         seed_settings, seed_index, embedder, tmp_path):
-    rows = store.sentence_rows(seed_index.chunks)
+    rows = sentence_rows(seed_index.chunks)
     assert seed_index.sentence_vectors.shape == (len(rows), embedder.dim)
     doc_id, start, end = rows[5]
     text = seed_index.docs[doc_id].doc.text[start:end]
@@ -268,7 +269,7 @@ def test_sentences_are_embedded_once_at_index_time_and_survive_save_and_load(
     np.testing.assert_array_equal(again.sentence_vectors, seed_index.sentence_vectors)
     # removing a document keeps the other's sentence vectors in step with its chunks
     again.replace_documents({doc_id}, [])
-    rest = store.sentence_rows(again.chunks)
+    rest = sentence_rows(again.chunks)
     assert again.sentence_vectors.shape[0] == len(rest) and all(d != doc_id for d, _, _ in rest)
     d2, s2, e2 = rest[3]
     t2 = again.docs[d2].doc.text[s2:e2]
