@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .embed import load_embedder
-from .generate import Generator, LlamaCppGenerator, OpenAIGenerator
+from .generate import Generator, LlamaCppGenerator
 from .indexer import load_index
 from .pipeline import Pipeline
 from .settings import Settings
@@ -11,6 +11,8 @@ from .settings import Settings
 
 def make_generator(settings: Settings) -> Generator:
     if settings.llm_url:
+        from .openai_llm import OpenAIGenerator  # httpx, only for a server
+
         return OpenAIGenerator(settings.llm_url, timeout=settings.llm_timeout,
                                context_tokens=settings.n_ctx)
     return LlamaCppGenerator(settings.gguf, n_threads=settings.threads, n_ctx=settings.n_ctx)

@@ -25,7 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from rag import ModelError, Pipeline
-from rag.generate import OpenAIGenerator, bundled_gguf_path
+from rag.generate import bundled_gguf_path
+from rag.openai_llm import OpenAIGenerator
 from rag.types import Answer
 
 from .conftest import ROOT, file_text
