@@ -46,7 +46,8 @@ TODAY = "torch fp32, batch 64"
 WITH_RECALL = (
     TODAY,
     "torch int8 (quantize_dynamic)",
-    "openvino fp32 (shipped)",
+    "openvino fp32",
+    "openvino int8, NNCF (shipped)",
     "onnx int8, per-tensor, all ops",
     "onnx int8, per-channel, all ops",
     "onnx int8, per-channel, MatMul only",
@@ -107,8 +108,10 @@ def backends(tmp: Path, model2vec: str = "") -> dict[str, Callable[[], Embedder]
         "torch fp32, batch 16": lambda: SentenceTransformerEmbedder(batch_size=16),
         "torch int8 (quantize_dynamic)": _TorchInt8,
         "onnx fp32 (fused)": lambda: OnnxEmbedder(int8=False),
-        "openvino fp32 (shipped)": lambda: OpenVinoEmbedder(),
+        "openvino fp32": lambda: OpenVinoEmbedder(),
         "openvino fp32, batch 64": lambda: OpenVinoEmbedder(batch_size=64),
+        "openvino int8, NNCF (shipped)": lambda: OpenVinoEmbedder(int8=True),
+        "openvino int8, NNCF, batch 64": lambda: OpenVinoEmbedder(int8=True, batch_size=64),
         "onnx int8, per-tensor, all ops": lambda: _OnnxVariant(
             "onnx-int8-tensor", tmp, op_types_to_quantize=None, per_channel=False
         ),

@@ -5,7 +5,10 @@ any local sentence-transformers folder works. Nothing is downloaded.
 
 Backends run the same model (`python -m bench.embedders` compares them; the README has the table):
 
-    openvino    (default) exported locally to ONNX, compiled by OpenVINO: the same vectors
+    openvino-int8  (default) the export quantized to int8 by NNCF, calibrated on the
+                model's own card, compiled by OpenVINO: about 1.4x faster than openvino,
+                vectors within cosine 0.99 of torch's.
+    openvino    exported locally to ONNX, compiled by OpenVINO: the same vectors
                 as torch, about 6x faster on 2 cores.
     onnx-int8   the export with attention fused and weights in int8, run by onnxruntime:
                 about 4x faster, vectors within cosine 0.99 of torch's.
@@ -13,8 +16,9 @@ Backends run the same model (`python -m bench.embedders` compares them; the READ
     torch       sentence-transformers in float32, as before.
 
 The export is made once per model, from its own folder, into a cache folder
-($RAG_CACHE_DIR, else ~/.cache/rag); the `embed_backend` setting (RAG_EMBED_BACKEND) picks a backend. If the export cannot
-be built, the embedder is torch's, with a one-line warning saying why.
+($RAG_CACHE_DIR, else ~/.cache/rag); the `embed_backend` setting (RAG_EMBED_BACKEND) picks
+a backend. If the int8 model cannot be made, the embedder is openvino's float32; if the export
+cannot be built at all, torch's; each time with a one-line warning saying why.
 
 The backend is part of the embedder's name, which the index manifest records, so an index
 built with one backend is rebuilt (or refused, with the command that rebuilds it) by the other.
@@ -193,21 +197,24 @@ def _silence_openvino_telemetry() -> None:
 
 
 class OpenVinoEmbedder(_ExportedEmbedder):
-    """The plain float32 export, compiled by OpenVINO: the same vectors as torch (cosine
-    1.000), about 6x faster on 2 AVX2 cores."""
+    """The export compiled by OpenVINO. In float32 (`int8=False`): the same vectors as torch
+    (cosine 1.000), about 6x faster on 2 cores. In int8 (the traced graph quantized by NNCF):
+    about 1.4x faster again, vectors within cosine 0.99 of torch's."""
 
     def __init__(
         self,
         model_dir: str | Path | None = None,
         cache_dir: str | Path | None = None,
         batch_size: int = 32,
+        int8: bool = False,
     ):
         _silence_openvino_telemetry()
         try:
             import openvino as ov
         except ImportError as e:
             raise ModelError(f"openvino is not installed ({e}): pip install openvino") from None
-        super().__init__(model_dir, "openvino", "model.onnx", cache_dir, batch_size)
+        super().__init__(model_dir, "openvino-int8" if int8 else "openvino",
+                         "openvino-int8.xml" if int8 else "model.onnx", cache_dir, batch_size)
         try:
             self._compiled = ov.Core().compile_model(
                 str(self.model_file), "CPU", {"PERFORMANCE_HINT": "LATENCY"}
@@ -314,6 +321,14 @@ def load_embedder(model_dir: str = "", backend: str = "") -> Embedder:
 
 @functools.lru_cache(maxsize=4)
 def _load(model_dir: str, backend: str) -> Embedder:
+    if backend == "openvino-int8":
+        try:
+            return OpenVinoEmbedder(model_dir or None, int8=True)
+        except ModelError as e:
+            if not _model_exists(model_dir):
+                raise
+            log.warning("embedding in float32 instead of int8: %s", e)
+            backend = "openvino"
     if backend != "torch":
         try:
             if backend == "openvino":

@@ -4,6 +4,7 @@ Nothing is downloaded: the export is traced from the model's own folder."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -25,13 +26,24 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag"
 
 
-_STEPS = ("model.onnx", "model-fp32.onnx", "model-int8.onnx")  # each made from the one before
+# each file and the one it is made from
+_MADE_FROM = {"model.onnx": None, "model-fp32.onnx": "model.onnx",
+              "model-int8.onnx": "model-fp32.onnx", "openvino-int8.xml": "model.onnx"}
+
+
+def _steps(file: str) -> list[str]:
+    """The files `file` is made from, first to last, ending with `file`."""
+    chain = [file]
+    while _MADE_FROM[chain[-1]]:
+        chain.append(_MADE_FROM[chain[-1]])
+    return chain[::-1]
 
 
 def export_onnx(path: Path, name: str, file: str = "model.onnx", cache_dir=None) -> Path:
-    """The model in `path` as an ONNX file in the cache, exported on first use: model.onnx
-    (float32, as traced), model-fp32.onnx (onnxruntime's fused attention, layer norms and
-    GELU) or model-int8.onnx (the fused graph, weights in int8); only the steps `file` needs.
+    """The model in `path` exported on first use into the cache: model.onnx (float32, as
+    traced), model-fp32.onnx (onnxruntime's fused attention, layer norms and GELU),
+    model-int8.onnx (the fused graph, weights in int8) or openvino-int8.xml (the traced graph
+    quantized to int8 by OpenVINO's NNCF); only the steps `file` needs.
 
     The folder is named after a hash of the model's files and the exporter's version, so a
     changed model gets a fresh export; each file is written under a temporary name and renamed
@@ -43,7 +55,7 @@ def export_onnx(path: Path, name: str, file: str = "model.onnx", cache_dir=None)
         return folder / file
     log.warning("exporting the embedding model %s to %s once, into %s", name, file, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for step in _STEPS[: _STEPS.index(file) + 1]:
+    for step in _steps(file):
         if (folder / step).is_file():
             continue
         with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
@@ -51,9 +63,12 @@ def export_onnx(path: Path, name: str, file: str = "model.onnx", cache_dir=None)
                 _export_step(path, folder, step, Path(tmp) / step)
             except ModelError:
                 raise
-            except Exception as e:  # torch's exporter and onnxruntime's tools raise many kinds
-                raise ModelError(f"cannot export {path} to ONNX: {type(e).__name__}: {e}") from None
-            os.replace(Path(tmp) / step, folder / step)
+            except Exception as e:  # torch's exporter, onnxruntime's and NNCF's tools raise many kinds
+                raise ModelError(f"cannot export {path} to {step}: {type(e).__name__}: {e}") from None
+            weights = (Path(tmp) / step).with_suffix(".bin")  # an OpenVINO file's weights
+            if weights.is_file():
+                os.replace(weights, (folder / step).with_suffix(".bin"))
+            os.replace(Path(tmp) / step, folder / step)  # last: its presence means complete
     return folder / file
 
 
@@ -78,7 +93,7 @@ def _export_key(path: Path, name: str) -> str:
 
     h = hashlib.sha256(f"{_EXPORT_VERSION} {onnxruntime.__version__}".encode())
     for f in sorted(path.rglob("*")):
-        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt"):
+        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt", ".md"):
             st = f.stat()
             h.update(f"{f.relative_to(path)} {st.st_size} {st.st_mtime_ns}\n".encode())
     return f"{name}-{h.hexdigest()[:16]}"
@@ -92,6 +107,8 @@ def max_seq_length(path: Path) -> int:
 
 
 def _export_step(path: Path, folder: Path, step: str, out: Path) -> None:
+    if step == "openvino-int8.xml":
+        return quantize_openvino(path, folder / "model.onnx", out)
     if step == "model-int8.onnx":
         return quantize_int8(folder / "model-fp32.onnx", out)
     if step == "model-fp32.onnx":
@@ -104,6 +121,9 @@ def _trace(path: Path, plain: Path) -> None:
 
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars on the command line
 
     # eager attention traces to the plain MatMul/Softmax pattern onnxruntime knows how to fuse
     model = AutoModel.from_pretrained(str(path), attn_implementation="eager").eval()
@@ -176,3 +196,50 @@ def quantize_int8(source: Path, target: Path, **options) -> None:
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         **options,
     )
+
+
+CALIBRATION_WINDOW = 600  # characters: about one chunk
+
+
+def calibration_texts(path: Path) -> list[str]:
+    """What int8 quantization measures the model's activations on: the model card that ships
+    in the model's own folder (README.md), as chunk-sized windows and as single lines, so the
+    ranges come from the model's own files, not from any corpus it will embed."""
+    card = path / "README.md"
+    text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else ""
+    lines = [" ".join(x.split()) for x in text.splitlines()]
+    lines = [x for x in lines if len(x) >= 20]
+    flat = " ".join(lines)
+    windows = [flat[i : i + CALIBRATION_WINDOW] for i in range(0, len(flat), CALIBRATION_WINDOW // 2)]
+    if len(flat) < 2_000:
+        raise ModelError(f"{path} has no model card (README.md) long enough to calibrate int8 on; "
+                         "use --embed-backend openvino")
+    return windows + lines
+
+
+def quantize_openvino(path: Path, source: Path, target: Path) -> None:
+    """Static int8 quantization by NNCF (OpenVINO's own tool), in its transformer mode (it keeps
+    softmax and layer norms in float), calibrated on `calibration_texts`: on CPUs with int8
+    dot-product instructions (VNNI) about 1.4x faster than float, vectors within cosine 0.99."""
+    try:
+        import nncf
+        import numpy as np
+        import openvino as ov
+        from tokenizers import Tokenizer
+    except ImportError as e:
+        raise ModelError(f"int8 quantization needs nncf ({e}): pip install nncf") from None
+    logging.getLogger("nncf").setLevel(logging.ERROR)  # its progress bars and notes
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_seq_length(path))
+
+    def feed(text: str) -> dict:
+        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+        return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+
+    texts = calibration_texts(path)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        # NNCF draws progress bars; the one-line "exporting … once" warning says enough
+        model = nncf.quantize(ov.Core().read_model(str(source)), nncf.Dataset(texts, feed),
+                              model_type=nncf.ModelType.TRANSFORMER, subset_size=len(texts))
+    ov.save_model(model, str(target), compress_to_fp16=False)

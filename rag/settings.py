@@ -40,7 +40,8 @@ class Settings:
     uploads_dir: str = ""  # where the UI stores uploaded files; "" = <index_dir>/uploads
     embed_model: str = ""  # a local sentence-transformers folder; "" = bundled MiniLM
     # how MiniLM runs: the same vectors on openvino, onnx and torch (int8 differs slightly)
-    embed_backend: str = _knob("openvino", choices=("openvino", "onnx-int8", "onnx", "torch"))
+    embed_backend: str = _knob("openvino-int8",
+                               choices=("openvino-int8", "openvino", "onnx-int8", "onnx", "torch"))
     gguf: str = ""  # a GGUF file; "" = bundled SmolLM2-135M-Instruct
     models_dir: str = "models"  # the UI offers every .gguf found here
     allow_model_switch: bool = False  # may UI users load another model for everyone? (rag serve)
