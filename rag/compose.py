@@ -126,8 +126,12 @@ def checked(
             continue
         if plain not in [claim.text for claim in kept]:
             kept.append(Claim(plain, cited))
-    if not kept:
-        return None, "; ".join(dict.fromkeys(reasons)) or "it has no complete sentence to check"
+    if not kept:  # the first sentence's reason; a list of every sentence's reads as noise
+        if not reasons:
+            return None, "it has no complete sentence to check"
+        more = len(reasons) - 1
+        return None, reasons[0] + (f"; {more} more of its sentences failed too" if more > 1 else
+                                   "; one more of its sentences failed too" if more else "")
     if not any(evidence[0] in claim.evidence for claim in kept):
         return None, "it does not cite the best-matching source"
     answer_stems = set().union(*(text_stems(claim.text) for claim in kept))

@@ -193,3 +193,13 @@ def test_no_documents_is_said_only_of_an_empty_index(embedder, tmp_path):
     answer = pipeline.ask("Where did Okafor leave the oven key?")
     assert answer.abstained and answer.text == "The documents don't say."
     assert "no documents" not in answer.note and "only ask questions" in answer.note
+
+
+def test_a_draft_that_fails_in_several_sentences_gives_the_first_reason_and_a_count(checker):
+    """A reason per failed sentence read as noise in the answer's "Why:" line."""
+    evs = [sentence_with("Mix 100"), sentence_with("Cler")]
+    draft = ("Mix 900 grams of water [1]. The bakery on Rue Cler opened in 1999 [2]. "
+             "It sells 40 loaves a day [2].")
+    rendered, why = checked(WATER, draft, evs, checker)
+    assert rendered is None
+    assert why == "names or numbers not in source [1]: 900; 2 more of its sentences failed too"
