@@ -22,13 +22,19 @@ NUMBER = re.compile(
     r"dozen|dozens|half|double|twice|percent)\b",
     re.IGNORECASE,
 )
-_DATE_WORDS = (
-    r"january|february|march|april|may|june|july|august|september|october|november|"
+_DATE_WORDS = (  # "may" and "march" are also everyday words: MONTH_NAMED below
+    r"january|february|april|june|july|august|september|october|november|"
     r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorrow|"
     r"yesterday|tonight|(19|20)\d\d|\d{1,2}(st|nd|rd|th)|next (week|month|year)|"
     r"last (week|month|year)|this (week|month|year)|ago"
 )
 DATE = re.compile(rf"\b({_DATE_WORDS})\b", re.IGNORECASE)
+# the months that are also a verb or a noun ("observers warn unity may fray", "they march on"):
+# a month next to a day or a year, or capitalised inside a sentence
+MONTH_NAMED = re.compile(
+    r"(?i:\b(may|march)\s+\d{1,2}(st|nd|rd|th)?\b|\b\d{1,2}(st|nd|rd|th)?\s+(of\s+)?(may|march)\b|"
+    r"\b(may|march)\s+(19|20)\d\d\b)|(?<=[a-z0-9,;:] )(May|March)\b"
+)
 WHEN = re.compile(
     rf"\b({_DATE_WORDS}|soon|once|after|before|until|later|earlier|recently|day one|"
     r"year|years|month|months|week|weeks)\b",
@@ -68,9 +74,9 @@ class AnswerType:
         if self.kind in ("count", "amount"):
             return bool(NUMBER.search(sentence))
         if self.kind == "date":
-            return bool(DATE.search(low))
+            return bool(DATE.search(low) or MONTH_NAMED.search(sentence))
         if self.kind == "when":
-            return bool(WHEN.search(low))
+            return bool(WHEN.search(low) or MONTH_NAMED.search(sentence))
         if self.kind == "duration":
             return bool(DURATION.search(low))
         if self.kind == "quote":

@@ -95,3 +95,25 @@ def test_the_stopwords_are_nltks_without_contractions_plus_words_that_name_nothi
     assert STOPWORDS - set(nltk) == set(
         "also could either else ever let many might much must neither one ones ought per shall "
         "still upon us whose would yet".split())
+
+
+@pytest.mark.parametrize(
+    "sentence,dated",
+    [
+        ("Observers warn that unity may fray without concrete actions.", False),
+        ("Protesters march on the capital every week.", False),
+        ("May I add one thing?", False),
+        ("The talks began in May.", True),
+        ("It opened on May 3, 2021.", True),
+        ("On 3 March the troops left.", True),
+        ("March 2022 saw the first shipments.", True),
+    ],
+)
+def test_may_and_march_give_a_date_only_as_months(sentence, dated):
+    """"When did it start?" is abstained on unless a sentence found gives a date; the verb
+    "may" once counted as the month and let an unrelated sentence answer it."""
+    from rag.query import read
+
+    wanted = read("When did the war start?").asking.answer_type
+    assert wanted.kind == "date"
+    assert wanted.satisfied_by(sentence) is dated
