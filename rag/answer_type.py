@@ -135,9 +135,26 @@ _META = frozenset(
 )
 
 
+_HOW_TO = re.compile(  # "how do I reset …", "how can you tell …", "how to install …"
+    r"\s*(?:and |so |but )?how (?:(?:do|does|can|could|should|would|will|must) "
+    r"(?:i|you|we|they|one|people|users?) |to )(?:[a-z]+ly )?([a-z][a-z-]+)\b",  # past "-ly"
+    re.IGNORECASE,
+)
+
+
+def asks_how_to(question: str) -> bool:
+    """Does the question ask how to do something ("How do I reset …", "How to install …")?"""
+    return bool(_HOW_TO.match(question))
+
+
 def asked_for(question: str) -> str:
     """The thing a "what is the X of Y" / "what is Y's X" question asks for ("capital" in
-    "What is the capital of France?"); "" when the question has no such noun."""
+    "What is the capital of France?"), or the action a "how do I VERB" question asks how to do
+    ("reset" in "How do I reset a password?"); "" when the question has neither."""
+    how = _HOW_TO.match(question)
+    if how:
+        verb = how.group(1).lower()
+        return "" if verb in STOPWORDS or verb in _AUX or verb in _VAGUE_VERBS else verb
     m = re.match(
         r"\s*(?:and |so |but )?(?:what|which)(?:'s|’s| is| are| was| were) "
         r"(?:(?:the|a|an) |[\w.-]+(?:'s|’s|s') )([\w\s-]+)",
@@ -152,6 +169,10 @@ def asked_for(question: str) -> str:
         phrase.append(w)
     head = phrase[-1] if phrase else ""
     return "" if head in _META else head
+
+
+# verbs that name no particular action: "how do I get …", "how can I make …"
+_VAGUE_VERBS = frozenset("get make do go use find know see tell say keep let put take give".split())
 
 
 def _new_name(word: str, given: frozenset[str]) -> bool:

@@ -136,7 +136,8 @@ class Pipeline:
                            self._best_cosine(query, found.evidence[0], retriever.index),
                            retriever.vocabulary, self.embedder)
         if not verdict.covered:
-            return _abstain(query, _dont_say(verdict.missing, s.collection), verdict.reason)
+            action = query.asking.asked_for if query.asking.how_to else ""
+            return _abstain(query, _dont_say(verdict.missing, s.collection, action), verdict.reason)
         return None
 
     def quote(self, query: Query, found: Retrieved) -> Answer:
@@ -249,10 +250,13 @@ def _abstain(query: Query, text: str, why: str) -> Answer:
     return Answer(query.text, text, "abstained", (), query.search, note=why)
 
 
-def _dont_say(missing: Sequence[str], collection: str = "") -> str:
+def _dont_say(missing: Sequence[str], collection: str = "", action: str = "") -> str:
     """The abstention, worded for any collection: "The documents don't say ..."; a named
-    collection (Settings.collection) is named."""
+    collection (Settings.collection) is named; a missing `action` ("how do I reset …") is
+    said as one."""
     who = f"The documents in “{collection}”" if collection else "The documents"
+    if action and tuple(missing) == (action,):
+        return f"{who} don't say how to {action}."
     if missing:
         return f"{who} don't say anything about {', '.join(missing[:3])}."
     return f"{who} don't say."

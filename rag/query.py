@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .answer_type import AnswerType, answer_type, asked_for
+from .answer_type import AnswerType, answer_type, asked_for, asks_how_to
 from .chunking import split_sentences
 from .errors import InputError
 from .language import foreign_language
@@ -41,6 +41,7 @@ class Ask:
     terms: KeyTerms  # its content stems, names and numbers
     asked_for: str  # the thing asked for: "capital" in "What is the capital of France?"
     spelling: tuple[tuple[str, str], ...]  # (stem, the word as written), in the text's order
+    how_to: bool = False  # asks how to do something: asked_for is then the action ("reset")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def read_ask(text: str, search: str) -> Ask:
     for t in tokens(text):
         spelling.setdefault(stem(t), t)
     return Ask(text, search, answer_type(text), key_terms(text), asked_for(text),
-               tuple(spelling.items()))
+               tuple(spelling.items()), asks_how_to(text))
 
 
 def check_question(question: str, settings: Settings) -> str:

@@ -203,3 +203,24 @@ def test_a_draft_that_fails_in_several_sentences_gives_the_first_reason_and_a_co
     rendered, why = checked(WATER, draft, evs, checker)
     assert rendered is None
     assert why == "names or numbers not in source [1]: 900; 2 more of its sentences failed too"
+
+
+def test_a_how_to_question_needs_its_action_in_the_passages(embedder):
+    """"How do I freeze the dough?" over a note that never mentions freezing is not answered
+    with a sentence about the dough; an action the note does describe is."""
+    absent = coverage(read("How do I freeze the dough?").asking, evidence(), NOTE, 0.6,
+                      vocabulary=set(), embedder=embedder)
+    assert not absent.covered and absent.reason == "not in the documents: freeze"
+    present = coverage(read("How do I mix the starter?").asking, evidence(), NOTE, 0.6,
+                       vocabulary=set(), embedder=embedder)
+    assert present.covered, present.reason
+
+
+def test_an_abstention_on_a_missing_action_says_how_to(embedder, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "bakery-notes.md").write_text(NOTE, encoding="utf-8")
+    settings = Settings.load(env={}, index_dir=str(tmp_path / "index"), mode="extractive")
+    update(settings, embedder, [str(tmp_path / "docs")])
+    pipeline = Pipeline(settings, load_index(settings, embedder), embedder)
+    answer = pipeline.ask("How do I freeze the dough?")
+    assert answer.abstained and answer.text == "The documents don't say how to freeze."
