@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test index install lint eval bench clean
+.PHONY: run test index install lint eval bench screenshot clean
 
 run: $(STAMP) index
 	$(BIN)/rag serve
@@ -22,6 +22,10 @@ eval: $(STAMP)
 
 bench: $(STAMP) index
 	$(BIN)/rag bench
+
+screenshot: $(STAMP)  # refresh the README's picture of the UI from the browser test
+	bash scripts/install-chromium.sh
+	UI_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BIN)/python -m pytest -q tests/test_ui_browser.py -k highlighted
 
 lint: $(STAMP)
 	$(BIN)/ruff check rag ui tests
