@@ -25,6 +25,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="how the embedder runs (RAG_EMBED_BACKEND)")
     g.add_argument("--gguf", help="a GGUF model file (RAG_GGUF; default: bundled SmolLM2-135M)")
     g.add_argument("--llm-url", help="an OpenAI-compatible server, http://HOST:PORT/v1 (RAG_LLM_URL)")
+    g.add_argument("--llm-model", help="the model name that server answers with (RAG_LLM_MODEL; "
+                   "its key: RAG_LLM_KEY)")
     g.add_argument("--top-k", metavar="N", help="chunks to retrieve (RAG_TOP_K, default 5)")
     g.add_argument("--evidence-k", metavar="N", help="sentences offered as sources (default 3)")
     g.add_argument("--mode", metavar=_one_of("mode"), help="answer mode (RAG_MODE)")

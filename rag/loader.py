@@ -13,8 +13,8 @@ def make_generator(settings: Settings) -> Generator:
     if settings.llm_url:
         from .openai_llm import OpenAIGenerator  # httpx, only for a server
 
-        return OpenAIGenerator(settings.llm_url, timeout=settings.llm_timeout,
-                               context_tokens=settings.n_ctx)
+        return OpenAIGenerator(settings.llm_url, settings.llm_model, timeout=settings.llm_timeout,
+                               context_tokens=settings.n_ctx, api_key=settings.llm_key)
     return LlamaCppGenerator(settings.gguf, n_threads=settings.threads, n_ctx=settings.n_ctx)
 
 

@@ -33,7 +33,7 @@ class OpenAIGenerator:
     """
 
     def __init__(self, url: str, model: str = "", timeout: float = 60.0, context_tokens: int = 2048,
-                 retries: int = RETRIES, backoff: float = BACKOFF):
+                 retries: int = RETRIES, backoff: float = BACKOFF, api_key: str = ""):
         if not url.startswith(("http://", "https://")):
             raise ModelError(f"--llm-url must start with http:// or https://, got {url!r}")
         try:
@@ -47,7 +47,11 @@ class OpenAIGenerator:
         self.backoff = backoff
         self.name = f"{self.model} @ {self.url}"
         self.context_tokens = context_tokens  # the server's own is unknown: the n_ctx setting
-        self._client = httpx.Client(timeout=timeout, headers={"Accept": "text/event-stream"})
+        headers = {"Accept": "text/event-stream"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._keyed = bool(api_key)
+        self._client = httpx.Client(timeout=timeout, headers=headers)
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
@@ -147,6 +151,11 @@ class OpenAIGenerator:
             "check --llm-url (it ends in /v1)"
         )
 
+    def _key_fix(self) -> str:
+        if self._keyed:
+            return "it refused the API key in RAG_LLM_KEY: check it"
+        return "it asks for an API key: set RAG_LLM_KEY (or llm_key in rag.toml)"
+
     def _refused(self, response: httpx.Response) -> ModelError:
         """HTTP 4xx, or 5xx once retries are spent, with the server's own words if it gave any."""
         try:
@@ -158,8 +167,8 @@ class OpenAIGenerator:
         fix = {
             404: "check --llm-url (it ends in /v1) and that the server has the model "
                  f"{self.model!r}",
-            401: "it asks for an API key, and rag sends none: start it without one",
-            403: "it asks for an API key, and rag sends none: start it without one",
+            401: self._key_fix(),
+            403: self._key_fix(),
         }.get(code, "check its log")
         return ModelError(
             f"the LLM server at {self.url} answered HTTP {code}: {response.reason_phrase}{said}; "

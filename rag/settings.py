@@ -48,6 +48,10 @@ class Settings:
     collection: str = ""  # a name for the indexed documents, for the UI and "don't say" answers
     llm_url: str = ""  # an OpenAI-compatible server (http://HOST:PORT/v1) instead of llama.cpp
     llm_timeout: float = _knob(60.0, min=1.0)  # seconds
+    llm_model: str = ""  # the model that server answers with; "" = "default" (Ollama needs a name)
+    # that server's API key, sent as a bearer token: from RAG_LLM_KEY or rag.toml (no flag, so
+    # it stays out of the process list), and never printed
+    llm_key: str = field(default="", repr=False)
     chunk_size: int = _knob(600, min=50)  # characters per chunk, whole sentences
     chunk_overlap: int = _knob(1, min=0)  # sentences shared by neighbouring chunks
     retrieval: str = _knob("hybrid", choices=("hybrid", "dense", "bm25"))

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag import ModelError, Pipeline
+from rag import ModelError, Pipeline, Settings
 from rag.generate import bundled_gguf_path
 from rag.openai_llm import OpenAIGenerator
 from rag.types import Answer
@@ -236,6 +236,7 @@ class ScriptedServer:
 
     def __init__(self, *script: int | str, port: int = 0):
         self.bodies: list[dict] = []
+        self.headers: list[dict] = []
         self.times: list[float] = []
         self.stop = threading.Event()
         server = self
@@ -244,6 +245,7 @@ class ScriptedServer:
             def do_POST(self):
                 n = len(server.bodies)
                 server.times.append(time.monotonic())
+                server.headers.append(dict(self.headers))
                 server.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 server.answer(self, script[min(n, len(script) - 1)])
 
@@ -315,6 +317,30 @@ def test_4xx_is_not_tried_again_and_says_what_to_check(scripted):
         f"the LLM server at {server.url} answered HTTP 404: Not Found (scripted 404); "
         "check --llm-url (it ends in /v1) and that the server has the model 'default'"
     )
+
+
+def test_the_model_name_and_api_key_from_settings_reach_the_server(scripted):
+    """Ollama answers only for a model it has by name; a server started with a key answers
+    only requests that bring it. Neither the key nor its absence is ever printed."""
+    from rag.loader import make_generator
+
+    server = scripted(200)
+    settings = Settings.load(env={"RAG_LLM_URL": server.url, "RAG_LLM_MODEL": "qwen2.5:3b",
+                                  "RAG_LLM_KEY": "sk-local-123"})
+    assert "sk-local-123" not in repr(settings)
+    pieces, err = drain(make_generator(settings))
+    assert err is None and pieces == ["Hel", "lo"]
+    assert server.bodies[0]["model"] == "qwen2.5:3b"
+    assert server.headers[0]["Authorization"] == "Bearer sk-local-123"
+
+
+@pytest.mark.parametrize("key,says", [("", "it asks for an API key: set RAG_LLM_KEY"),
+                                      ("wrong", "it refused the API key in RAG_LLM_KEY")])
+def test_a_refused_key_says_which_setting_to_fix(scripted, key, says):
+    server = scripted(401)
+    _, err = drain(OpenAIGenerator(server.url, timeout=5, backoff=0.01, api_key=key))
+    assert says in str(err) and (not key or key not in str(err))
+    assert ("Authorization" in server.headers[0]) is bool(key)
 
 
 def test_a_server_that_starts_late_is_reached(scripted):
