@@ -94,12 +94,18 @@ def test_no_far_from_the_question_reason_when_a_sentence_is_close():
     assert "close" not in cov.reason
 
 
-def test_the_engine_names_only_what_no_document_has(embedder, tmp_path):
+@pytest.fixture
+def note_pipeline(embedder, tmp_path) -> Pipeline:
+    """The engine over the bakery note alone, quoting only."""
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "bakery-notes.md").write_text(NOTE, encoding="utf-8")
     settings = Settings.load(env={}, index_dir=str(tmp_path / "index"), mode="extractive")
     update(settings, embedder, [str(tmp_path / "docs")])
-    pipeline = Pipeline(settings, load_index(settings, embedder), embedder)
+    return Pipeline(settings, load_index(settings, embedder), embedder)
+
+
+def test_the_engine_names_only_what_no_document_has(note_pipeline):
+    pipeline = note_pipeline
     answer = pipeline.ask("What is mixed with 350 grams of water?")
     assert not answer.abstained, answer.note
     assert "350 grams of\nwater and 500 grams" in answer.citations[0].quote
@@ -216,11 +222,6 @@ def test_a_how_to_question_needs_its_action_in_the_passages(embedder):
     assert present.covered, present.reason
 
 
-def test_an_abstention_on_a_missing_action_says_how_to(embedder, tmp_path):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "bakery-notes.md").write_text(NOTE, encoding="utf-8")
-    settings = Settings.load(env={}, index_dir=str(tmp_path / "index"), mode="extractive")
-    update(settings, embedder, [str(tmp_path / "docs")])
-    pipeline = Pipeline(settings, load_index(settings, embedder), embedder)
-    answer = pipeline.ask("How do I freeze the dough?")
+def test_an_abstention_on_a_missing_action_says_how_to(note_pipeline):
+    answer = note_pipeline.ask("How do I freeze the dough?")
     assert answer.abstained and answer.text == "The documents don't say how to freeze."
