@@ -29,11 +29,13 @@ _DATE_WORDS = (  # "may" and "march" are also everyday words: MONTH_NAMED below
     r"last (week|month|year)|this (week|month|year)|ago"
 )
 DATE = re.compile(rf"\b({_DATE_WORDS})\b", re.IGNORECASE)
-# the months that are also a verb or a noun ("observers warn unity may fray", "they march on"):
-# a month next to a day or a year, or capitalised inside a sentence
+# the months that are also a verb or a noun ("unity may fray", "children under 12 may enter",
+# "they march on"): capitalised, and next to a day, a year or a preposition of time
 MONTH_NAMED = re.compile(
-    r"(?i:\b(may|march)\s+\d{1,2}(st|nd|rd|th)?\b|\b\d{1,2}(st|nd|rd|th)?\s+(of\s+)?(may|march)\b|"
-    r"\b(may|march)\s+(19|20)\d\d\b)|(?<=[a-z0-9,;:] )(May|March)\b"
+    r"\b(May|March)\s+(\d{1,2}(st|nd|rd|th)?|(19|20)\d\d)\b|"
+    r"\b\d{1,2}(st|nd|rd|th)?\s+(of\s+)?(May|March)\b|"
+    r"\b(in|since|until|till|by|from|early|late|mid|mid-|last|next|this|of|during|before|after)"
+    r"\s+(May|March)\b"
 )
 WHEN = re.compile(
     rf"\b({_DATE_WORDS}|soon|once|after|before|until|later|earlier|recently|day one|"
@@ -136,10 +138,12 @@ _META = frozenset(
 
 
 _HOW_TO = re.compile(  # "how do I reset …", "how can you tell …", "how to install …"
-    r"\s*(?:and |so |but )?how (?:(?:do|does|can|could|should|would|will|must) "
-    r"(?:i|you|we|they|one|people|users?) |to )(?:[a-z]+ly )?([a-z][a-z-]+)\b",  # past "-ly"
+    r"\s*(?:and |so |but )?how (?:(?:do|can|could|should|would|will|must) (?:i|you|we|one) |to )"
+    r"([a-z][a-z-]+)(?: ([a-z]+))?",
     re.IGNORECASE,
 )
+# words after the verb that make it another verb ("set up", "log in"): not checked alone
+_PARTICLES = frozenset("up in out off on down back over away about through".split())
 
 
 def asks_how_to(question: str) -> bool:
@@ -153,8 +157,11 @@ def asked_for(question: str) -> str:
     ("reset" in "How do I reset a password?"); "" when the question has neither."""
     how = _HOW_TO.match(question)
     if how:
-        verb = how.group(1).lower()
-        return "" if verb in STOPWORDS or verb in _AUX or verb in _VAGUE_VERBS else verb
+        verb, after = how.group(1).lower(), (how.group(2) or "").lower()
+        if (verb in STOPWORDS or verb in _AUX or verb in _VAGUE_VERBS or after in _PARTICLES
+                or verb.endswith("ly")):  # an adverb first ("how do I quickly …"): unread
+            return ""
+        return verb
     m = re.match(
         r"\s*(?:and |so |but )?(?:what|which)(?:'s|’s| is| are| was| were) "
         r"(?:(?:the|a|an) |[\w.-]+(?:'s|’s|s') )([\w\s-]+)",
@@ -172,7 +179,10 @@ def asked_for(question: str) -> str:
 
 
 # verbs that name no particular action: "how do I get …", "how can I make …"
-_VAGUE_VERBS = frozenset("get make do go use find know see tell say keep let put take give".split())
+_VAGUE_VERBS = frozenset(
+    """get make do go use find know see tell say keep let put take give describe explain
+    compare define summarize summarise interpret understand think feel call pronounce""".split()
+)
 
 
 def _new_name(word: str, given: frozenset[str]) -> bool:

@@ -130,8 +130,9 @@ def checked(
         if not reasons:
             return None, "it has no complete sentence to check"
         more = len(reasons) - 1
-        return None, reasons[0] + (f"; {more} more of its sentences failed too" if more > 1 else
-                                   "; one more of its sentences failed too" if more else "")
+        # counted in claims: a sentence may hold several, split at semicolons
+        return None, reasons[0] + (f"; {more} more of its claims failed too" if more > 1 else
+                                   "; one more of its claims failed too" if more else "")
     if not any(evidence[0] in claim.evidence for claim in kept):
         return None, "it does not cite the best-matching source"
     answer_stems = set().union(*(text_stems(claim.text) for claim in kept))

@@ -4,7 +4,6 @@ Nothing is downloaded: the export is traced from the model's own folder."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -50,13 +49,15 @@ def export_onnx(path: Path, name: str, file: str = "model.onnx", cache_dir=None)
     into place, so two processes exporting at once never read a half-written file.
     """
     _check_exportable(path)
+    if file == "openvino-int8.xml":
+        calibration_texts(path)  # no card to calibrate on: say so now, before any work
     folder = Path(cache_dir or default_cache_dir()) / "embedders" / _export_key(path, name)
-    if (folder / file).is_file():
+    if _complete(folder / file):
         return folder / file
     log.warning("exporting the embedding model %s to %s once, into %s", name, file, folder)
     folder.mkdir(parents=True, exist_ok=True)
     for step in _steps(file):
-        if (folder / step).is_file():
+        if _complete(folder / step):
             continue
         with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
             try:
@@ -70,6 +71,11 @@ def export_onnx(path: Path, name: str, file: str = "model.onnx", cache_dir=None)
                 os.replace(weights, (folder / step).with_suffix(".bin"))
             os.replace(Path(tmp) / step, folder / step)  # last: its presence means complete
     return folder / file
+
+
+def _complete(file: Path) -> bool:
+    """An exported file is there, with its weights if it is OpenVINO's (.xml + .bin)."""
+    return file.is_file() and (file.suffix != ".xml" or file.with_suffix(".bin").is_file())
 
 
 def _check_exportable(path: Path) -> None:
@@ -89,9 +95,15 @@ def _check_exportable(path: Path) -> None:
 
 
 def _export_key(path: Path, name: str) -> str:
-    import onnxruntime
+    from importlib import metadata
 
-    h = hashlib.sha256(f"{_EXPORT_VERSION} {onnxruntime.__version__}".encode())
+    tools = []
+    for tool in ("onnxruntime", "openvino", "nncf"):  # a new version may write another file
+        try:
+            tools.append(f"{tool} {metadata.version(tool)}")
+        except metadata.PackageNotFoundError:
+            tools.append(f"{tool} -")
+    h = hashlib.sha256(f"{_EXPORT_VERSION} {' '.join(tools)}".encode())
     for f in sorted(path.rglob("*")):
         if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt", ".md"):
             st = f.stat()
@@ -219,12 +231,14 @@ def calibration_texts(path: Path) -> list[str]:
 
 def quantize_openvino(path: Path, source: Path, target: Path) -> None:
     """Static int8 quantization by NNCF (OpenVINO's own tool), in its transformer mode (it keeps
-    softmax and layer norms in float), calibrated on `calibration_texts`: on CPUs with int8
-    dot-product instructions (VNNI) about 1.4x faster than float, vectors within cosine 0.99."""
+    softmax and layer norms in float), calibrated on `calibration_texts`. Measured on a CPU with
+    int8 dot-product instructions (VNNI): 1.34x faster than float, vectors at cosine 0.988
+    minimum, 0.996 mean, to torch's (README, "Embedding backends")."""
     try:
         import nncf
         import numpy as np
         import openvino as ov
+        import rich
         from tokenizers import Tokenizer
     except ImportError as e:
         raise ModelError(f"int8 quantization needs nncf ({e}): pip install nncf") from None
@@ -238,8 +252,11 @@ def quantize_openvino(path: Path, source: Path, target: Path) -> None:
         return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
 
     texts = calibration_texts(path)
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        # NNCF draws progress bars; the one-line "exporting … once" warning says enough
+    console = rich.get_console()  # NNCF draws its progress bars on rich's shared console
+    was, console.quiet = console.quiet, True  # the one-line "exporting … once" says enough
+    try:
         model = nncf.quantize(ov.Core().read_model(str(source)), nncf.Dataset(texts, feed),
                               model_type=nncf.ModelType.TRANSFORMER, subset_size=len(texts))
+    finally:
+        console.quiet = was
     ov.save_model(model, str(target), compress_to_fp16=False)

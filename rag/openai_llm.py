@@ -50,7 +50,7 @@ class OpenAIGenerator:
         headers = {"Accept": "text/event-stream"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._keyed = bool(api_key)
+        self._key = api_key
         self._client = httpx.Client(timeout=timeout, headers=headers)
 
     def count_tokens(self, text: str) -> int:
@@ -152,8 +152,8 @@ class OpenAIGenerator:
         )
 
     def _key_fix(self) -> str:
-        if self._keyed:
-            return "it refused the API key in RAG_LLM_KEY: check it"
+        if self._key:
+            return "it refused the API key given (RAG_LLM_KEY or llm_key in rag.toml): check it"
         return "it asks for an API key: set RAG_LLM_KEY (or llm_key in rag.toml)"
 
     def _refused(self, response: httpx.Response) -> ModelError:
@@ -162,6 +162,8 @@ class OpenAIGenerator:
             message = _error_message(json.loads(response.read()))
         except (ValueError, httpx.HTTPError):
             message = ""
+        if self._key:  # some proxies echo the key they refused
+            message = message.replace(self._key, "***")
         said = f" ({message})" if message else ""
         code = response.status_code
         fix = {

@@ -335,11 +335,14 @@ def test_the_model_name_and_api_key_from_settings_reach_the_server(scripted):
 
 
 @pytest.mark.parametrize("key,says", [("", "it asks for an API key: set RAG_LLM_KEY"),
-                                      ("wrong", "it refused the API key in RAG_LLM_KEY")])
-def test_a_refused_key_says_which_setting_to_fix(scripted, key, says):
+                                      ("401", "it refused the API key given (RAG_LLM_KEY")])
+def test_a_refused_key_says_which_setting_to_fix_and_never_shows_it(scripted, key, says):
+    """The scripted server's error text is "scripted 401": a key of "401" is echoed back in
+    it, as some proxies echo the key they refuse, and must not reach the message."""
     server = scripted(401)
     _, err = drain(OpenAIGenerator(server.url, timeout=5, backoff=0.01, api_key=key))
-    assert says in str(err) and (not key or key not in str(err))
+    assert says in str(err)
+    assert ("(scripted ***)" in str(err)) if key else ("(scripted 401)" in str(err))
     assert ("Authorization" in server.headers[0]) is bool(key)
 
 

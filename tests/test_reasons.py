@@ -208,7 +208,7 @@ def test_a_draft_that_fails_in_several_sentences_gives_the_first_reason_and_a_co
              "It sells 40 loaves a day [2].")
     rendered, why = checked(WATER, draft, evs, checker)
     assert rendered is None
-    assert why == "names or numbers not in source [1]: 900; 2 more of its sentences failed too"
+    assert why == "names or numbers not in source [1]: 900; 2 more of its claims failed too"
 
 
 def test_a_how_to_question_needs_its_action_in_the_passages(embedder):
