@@ -22,25 +22,23 @@ NUMBER = re.compile(
     r"dozen|dozens|half|double|twice|percent)\b",
     re.IGNORECASE,
 )
-_DATE_WORDS = (  # "may" and "march" are also everyday words: MONTH_NAMED below
-    r"january|february|april|june|july|august|september|october|november|"
+# case-sensitive only where it must be: "may" and "march" are everyday words ("unity may fray",
+# "children under 12 may enter", "they march on"), so those two months count capitalised and
+# next to a day, a year or a preposition of time
+_DATE_WORDS = (
+    r"(?i:\b(january|february|april|june|july|august|september|october|november|"
     r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorrow|"
     r"yesterday|tonight|(19|20)\d\d|\d{1,2}(st|nd|rd|th)|next (week|month|year)|"
-    r"last (week|month|year)|this (week|month|year)|ago"
-)
-DATE = re.compile(rf"\b({_DATE_WORDS})\b", re.IGNORECASE)
-# the months that are also a verb or a noun ("unity may fray", "children under 12 may enter",
-# "they march on"): capitalised, and next to a day, a year or a preposition of time
-MONTH_NAMED = re.compile(
+    r"last (week|month|year)|this (week|month|year)|ago)\b)|"
     r"\b(May|March)\s+(\d{1,2}(st|nd|rd|th)?|(19|20)\d\d)\b|"
     r"\b\d{1,2}(st|nd|rd|th)?\s+(of\s+)?(May|March)\b|"
-    r"\b(in|since|until|till|by|from|early|late|mid|mid-|last|next|this|of|during|before|after)"
-    r"\s+(May|March)\b"
+    r"(?i:\b(in|since|until|till|by|from|early|late|mid|mid-|last|next|this|of|during|before|"
+    r"after))\s+(May|March)\b"
 )
+DATE = re.compile(_DATE_WORDS)
 WHEN = re.compile(
-    rf"\b({_DATE_WORDS}|soon|once|after|before|until|later|earlier|recently|day one|"
-    r"year|years|month|months|week|weeks)\b",
-    re.IGNORECASE,
+    rf"{_DATE_WORDS}|(?i:\b(soon|once|after|before|until|later|earlier|recently|day one|"
+    r"year|years|month|months|week|weeks)\b)"
 )
 _NUM = r"(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|several|many|few)"
 _ORD = r"(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(st|nd|rd|th))"
@@ -76,9 +74,9 @@ class AnswerType:
         if self.kind in ("count", "amount"):
             return bool(NUMBER.search(sentence))
         if self.kind == "date":
-            return bool(DATE.search(low) or MONTH_NAMED.search(sentence))
+            return bool(DATE.search(sentence))
         if self.kind == "when":
-            return bool(WHEN.search(low) or MONTH_NAMED.search(sentence))
+            return bool(WHEN.search(sentence))
         if self.kind == "duration":
             return bool(DURATION.search(low))
         if self.kind == "quote":
