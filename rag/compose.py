@@ -129,10 +129,10 @@ def checked(
     if not kept:  # the first sentence's reason; a list of every sentence's reads as noise
         if not reasons:
             return None, "it has no complete sentence to check"
-        more = len(reasons) - 1
-        # counted in claims: a sentence may hold several, split at semicolons
-        return None, reasons[0] + (f"; {more} more of its claims failed too" if more > 1 else
-                                   "; one more of its claims failed too" if more else "")
+        more = len(reasons) - 1  # counted in claims: a sentence may hold several, split at ";"
+        tail = {0: "", 1: "; one more of its claims failed too"}.get(
+            more, f"; {more} more of its claims failed too")
+        return None, reasons[0] + tail
     if not any(evidence[0] in claim.evidence for claim in kept):
         return None, "it does not cite the best-matching source"
     answer_stems = set().union(*(text_stems(claim.text) for claim in kept))

@@ -49,11 +49,11 @@ def export_onnx(path: Path, name: str, file: str = "model.onnx", cache_dir=None)
     into place, so two processes exporting at once never read a half-written file.
     """
     _check_exportable(path)
-    if file == "openvino-int8.xml":
-        calibration_texts(path)  # no card to calibrate on: say so now, before any work
     folder = Path(cache_dir or default_cache_dir()) / "embedders" / _export_key(path, name)
     if _complete(folder / file):
         return folder / file
+    if file == "openvino-int8.xml":
+        calibration_texts(path)  # no card to calibrate on: say so now, before any work
     log.warning("exporting the embedding model %s to %s once, into %s", name, file, folder)
     folder.mkdir(parents=True, exist_ok=True)
     for step in _steps(file):
@@ -242,7 +242,7 @@ def quantize_openvino(path: Path, source: Path, target: Path) -> None:
         from tokenizers import Tokenizer
     except ImportError as e:
         raise ModelError(f"int8 quantization needs nncf ({e}): pip install nncf") from None
-    logging.getLogger("nncf").setLevel(logging.ERROR)  # its progress bars and notes
+    logging.getLogger("nncf").setLevel(logging.ERROR)  # its notes; the bars are rich's, below
     tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_seq_length(path))

@@ -234,7 +234,7 @@ class Checker:
         source = " ".join(e.text for e in cited)
         have = text_stems(source)
         written = {stem(t): t for t in tokens(sentence)}  # report words as written, not stems
-        held = terms.names | terms.numbers | _held_words(sentence)
+        held = terms.numbers | _held_words(sentence)  # the names are among its capitalised words
         loose = sorted(written.get(s, s) for s in held - have)
         if loose:
             return Support(False, tuple(numbers), f"names or numbers not in {src}: {', '.join(loose)}")
