@@ -151,23 +151,11 @@ def speed(models: dict[str, Embedder], sample: list[str], rounds: int) -> dict[s
 
 def recall(embedder: Embedder, retrieval: str) -> dict[str, float]:
     """recall@k (top_k 5) of the gold passages per corpus, with this embedder's own index."""
-    from rag.pipeline import Pipeline
-
     from .corpora import all_corpora
-    from .evaluate import corpus_index, corpus_items, gold_rank
+    from .evaluate import corpus_recall
 
     s = Settings.load(env={}, mode="extractive", retrieval=retrieval)
-    out = {}
-    pipeline = None
-    for c in all_corpora():
-        index = corpus_index(c, s, embedder)
-        if pipeline is None:
-            pipeline = Pipeline(s, index, embedder, None)
-        else:
-            pipeline.set_index(index)
-        ranks = [gold_rank(pipeline, item, s) for item in corpus_items(c) if item.answerable]
-        out[c.name] = 100.0 * sum(r is not None for r in ranks) / max(1, len(ranks))
-    return out
+    return {name: 100.0 * r for name, r in corpus_recall(embedder, s, all_corpora()).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

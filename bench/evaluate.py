@@ -118,7 +118,8 @@ def _pct(num: float, den: float) -> float | None:
     return round(100.0 * num / den, 1) if den else None
 
 
-def _p(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile, rounded to 0.1; None for no values."""
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
@@ -172,12 +173,12 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
         "abstention_recall": _pct(sum(r["mode"] == "abstained" for r in unans), len(unans)),
         "precision_when_answering": _pct(sum(bool(r["correct"]) for r in answered), len(answered)),
         "generated_share": _pct(sum(r["mode"] == "generate" for r in ans), len(ans)),
-        "retrieve_p50_ms": _p(lat["retrieve_ms"], 50),
-        "retrieve_p95_ms": _p(lat["retrieve_ms"], 95),
-        "first_token_p50_ms": _p(lat["first_token_ms"], 50),
-        "first_token_p95_ms": _p(lat["first_token_ms"], 95),
-        "total_p50_ms": _p(lat["total_ms"], 50),
-        "total_p95_ms": _p(lat["total_ms"], 95),
+        "retrieve_p50_ms": percentile(lat["retrieve_ms"], 50),
+        "retrieve_p95_ms": percentile(lat["retrieve_ms"], 95),
+        "first_token_p50_ms": percentile(lat["first_token_ms"], 50),
+        "first_token_p95_ms": percentile(lat["first_token_ms"], 95),
+        "total_p50_ms": percentile(lat["total_ms"], 50),
+        "total_p95_ms": percentile(lat["total_ms"], 95),
     }
     return {"settings": {"retrieval": s.retrieval, "mode": s.mode, "top_k": s.top_k,
                          "evidence_k": s.evidence_k}, "summary": summary, "rows": rows}
@@ -227,6 +228,27 @@ def corpus_index(c, settings: Settings, embedder):
     if report.errors:
         raise InputError(f"{c.name}: {report.errors[0]}")
     return index
+
+
+def corpus_recall(embedder, settings: Settings, corpora: list) -> dict[str, float]:
+    """The share of each corpus's answerable questions whose gold passage is retrieved
+    (recall@top_k), with this embedder's own index of it; NaN for a corpus not fetched."""
+    out: dict[str, float] = {}
+    pipeline = None
+    for c in corpora:
+        try:
+            index = corpus_index(c, settings, embedder)
+        except InputError as e:  # a corpus not fetched is skipped, and said
+            out[c.name] = float("nan")
+            print(f"bench: recall on {c.name} skipped: {e}", file=sys.stderr)
+            continue
+        if pipeline is None:
+            pipeline = Pipeline(settings, index, embedder, None)
+        else:
+            pipeline.set_index(index)
+        ranks = [gold_rank(pipeline, it, settings) for it in corpus_items(c) if it.answerable]
+        out[c.name] = sum(r is not None for r in ranks) / max(1, len(ranks))
+    return out
 
 
 def macro(summaries: list[dict]) -> dict:

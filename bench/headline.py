@@ -36,11 +36,9 @@ from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.types import Answer
 
+from .evaluate import percentile
+
 USERS = 20
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
 
 
 # -- one person ---------------------------------------------------------------------------
@@ -57,8 +55,8 @@ def single_user(pipeline: Pipeline, questions: list[str]) -> dict:
         final.append((time.perf_counter() - t0) * 1000)
         first.append(seen * 1000)
         modes.append(answer.mode)
-    return {"questions": len(questions), "first_answer_p50_ms": _pct(first, 50),
-            "answer_p50_ms": _pct(final, 50), "answer_p95_ms": _pct(final, 95),
+    return {"questions": len(questions), "first_answer_p50_ms": percentile(first, 50),
+            "answer_p50_ms": percentile(final, 50), "answer_p95_ms": percentile(final, 95),
             "modes": {m: modes.count(m) for m in sorted(set(modes))}}
 
 
@@ -101,8 +99,8 @@ def concurrent_users(seeds: Path, questions: list[str], users: int = USERS,
     modes = [r.get("mode", "error") for r in rows]
     return {"users": users, "answered": len(final), "errors": [r["error"] for r in rows
                                                              if "error" in r][:3],
-            "first_answer_p50_ms": _pct(first, 50), "first_answer_p95_ms": _pct(first, 95),
-            "final_answer_p50_ms": _pct(final, 50), "final_answer_p95_ms": _pct(final, 95),
+            "first_answer_p50_ms": percentile(first, 50), "first_answer_p95_ms": percentile(first, 95),
+            "final_answer_p50_ms": percentile(final, 50), "final_answer_p95_ms": percentile(final, 95),
             "modes": {m: modes.count(m) for m in sorted(set(modes))}}
 
 
@@ -169,28 +167,13 @@ def recall_delta(settings: Settings, names: list[str] | None = None) -> dict:
     """recall@k (hybrid, top_k of the settings) per benchmark corpus, shipped embedder vs
     sentence-transformers on torch; indexes are cached in eval/corpora/<name>/index*."""
     from .corpora import all_corpora
-    from .evaluate import corpus_index, corpus_items, gold_rank
+    from .evaluate import corpus_recall
 
     corpora = [c for c in all_corpora() if names is None or c.name in names]
     s = settings.replace(mode="extractive", retrieval="hybrid")
     sides: dict[str, Embedder] = {"shipped": load_embedder(settings.embed_model, settings.embed_backend),
                                   "torch": SentenceTransformerEmbedder(settings.embed_model)}
-    per: dict[str, dict[str, float]] = {k: {} for k in sides}
-    for side, embedder in sides.items():
-        pipeline = None
-        for c in corpora:
-            try:
-                index = corpus_index(c, s, embedder)
-            except Exception as e:  # noqa: BLE001 - a corpus not fetched is skipped, and said
-                per[side][c.name] = float("nan")
-                print(f"bench: recall on {c.name} skipped: {e}", file=sys.stderr)
-                continue
-            if pipeline is None:
-                pipeline = Pipeline(s, index, embedder, None)
-            else:
-                pipeline.set_index(index)
-            ranks = [gold_rank(pipeline, it, s) for it in corpus_items(c) if it.answerable]
-            per[side][c.name] = sum(r is not None for r in ranks) / max(1, len(ranks))
+    per = {side: corpus_recall(embedder, s, corpora) for side, embedder in sides.items()}
     names_ok = [n for n in per["shipped"] if not np.isnan(per["shipped"][n])]
     avg = {k: statistics.mean(per[k][n] for n in names_ok) if names_ok else None for k in per}
     delta = round(avg["shipped"] - avg["torch"], 4) if names_ok else None
