@@ -39,7 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import InputError, ModelError
-from .export import export_onnx, max_seq_length
+from .export import export_onnx, load_tokenizer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,12 +136,8 @@ class _ExportedEmbedder:
     def __init__(self, model_dir, backend: str, file: str, cache_dir, batch_size: int):
         path, name = _model_folder(model_dir)
         self.name = _named(name, backend)
-        from tokenizers import Tokenizer
-
         self.model_file = export_onnx(path, name, file, cache_dir)
-        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self._tokenizer.no_padding()  # the file's fixed padding; batches pad to their longest
-        self._tokenizer.enable_truncation(max_seq_length(path))
+        self._tokenizer = load_tokenizer(path)
         self.batch_size = batch_size
         self.dim = 0
 

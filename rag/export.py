@@ -118,13 +118,25 @@ def max_seq_length(path: Path) -> int:
     return 512
 
 
+def load_tokenizer(path: Path):
+    """The model's tokenizer as the exported graph takes it: unpadded (a batch pads to its
+    longest text) and cut at the model's own token limit."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_seq_length(path))
+    return tokenizer
+
+
 def _export_step(path: Path, folder: Path, step: str, out: Path) -> None:
+    source = folder / _MADE_FROM[step] if _MADE_FROM[step] else None
     if step == "openvino-int8.xml":
-        return quantize_openvino(path, folder / "model.onnx", out)
+        return quantize_openvino(path, source, out)
     if step == "model-int8.onnx":
-        return quantize_int8(folder / "model-fp32.onnx", out)
+        return quantize_int8(source, out)
     if step == "model-fp32.onnx":
-        return _fuse(path, folder / "model.onnx", out)
+        return _fuse(path, source, out)
     _trace(path, out)
 
 
@@ -239,13 +251,10 @@ def quantize_openvino(path: Path, source: Path, target: Path) -> None:
         import numpy as np
         import openvino as ov
         import rich
-        from tokenizers import Tokenizer
     except ImportError as e:
         raise ModelError(f"int8 quantization needs nncf ({e}): pip install nncf") from None
     logging.getLogger("nncf").setLevel(logging.ERROR)  # its notes; the bars are rich's, below
-    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_seq_length(path))
+    tokenizer = load_tokenizer(path)
 
     def feed(text: str) -> dict:
         ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
