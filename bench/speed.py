@@ -39,6 +39,7 @@ from rag.loader import make_generator
 from rag.pipeline import Pipeline
 from rag.query import read
 from rag.retrieve import Retriever
+from rag.sentences import READING
 from rag.settings import Settings
 from rag.types import Answer, Chunk, Document
 
@@ -230,7 +231,8 @@ def bench_retrieval(embedder: Embedder, texts: list[str], questions: list[str], 
         qvecs.append(embedder.embed([q])[0])
         embed_ms.append(_ms(time.perf_counter() - t))
     qvecs = np.stack(qvecs)
-    config = IndexConfig(embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap)
+    config = IndexConfig(embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap,
+                         READING)
     rows = []
     for n in plan.sizes:
         progress(f"retrieval at {n:,} chunks")

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from .chunking import split_sentences
-from .query import Query
+from .form import form
+from .query import Ask, Query
 from .terms import text_stems
 from .types import Citation, Evidence, Lead
 from .verify import Checker, split_markers
@@ -58,19 +59,21 @@ def render(claims: Sequence[Claim]) -> Rendered:
     return Rendered(" ".join(parts), cited)
 
 
-def quote(leads: Sequence[Lead], ranked: Sequence[Evidence]) -> Rendered:
-    """Quote the best sentence for each part of the question. When the sentence after a lead
-    elaborates it ("He believes ...") and ranks close to it, quote that too: together they
-    carry the thought."""
+def quote(leads: Sequence[Lead], ranked: Sequence[Evidence], ask: Ask | None = None) -> Rendered:
+    """Quote the best sentence for each part of the question. The sentence after a lead, in
+    the same paragraph, joins it when together they carry the thought: when it elaborates the
+    lead ("He believes ...") and ranks close to it, or when it finishes the answer the lead
+    begins (`completes`)."""
     scores = {(e.doc_id, e.start): e.score for e in ranked}
     chosen: list[Evidence] = []
     for lead, after in leads:
         if any((c.doc_id, c.start) == (lead.doc_id, lead.start) for c in chosen):
             continue
         chosen.append(lead)
-        if after is not None and _ELABORATES.match(after.text):
+        if after is not None and len(leads) == 1:
             score = scores.get((after.doc_id, after.start), 0.0)
-            if score >= FOLLOW_ON * lead.score and len(leads) == 1:
+            if (_ELABORATES.match(after.text) and score >= FOLLOW_ON * lead.score) or (
+                    ask is not None and completes(ask, lead.text, after.text)):
                 chosen.append(dataclasses.replace(after, score=score))
     if len(leads) == 1:  # another document's best sentence, if it answers nearly as well
         best = leads[0].sentence
@@ -81,6 +84,23 @@ def quote(leads: Sequence[Lead], ranked: Sequence[Evidence]) -> Rendered:
     return render([Claim(" ".join(ev.text.split()), [ev]) for ev in chosen])
 
 
+def completes(ask: Ask, lead: str, after: str) -> bool:
+    """Does `after`, the next sentence of the lead's paragraph, finish the answer the lead
+    begins? The lead names the thing asked about and `after` gives what was asked of it: the
+    kind of answer the question wants, which the lead lacks ("DSHELL The login shell ..." then
+    "Defaults to /bin/bash."), or words of the question the lead lacks ("default"). Only a
+    short sentence that states something joins."""
+    if len(" ".join(after.split())) > COMPLETES_CHARS or form(after) != "prose":
+        return False
+    wanted = ask.answer_type
+    if wanted.kind != "any" and wanted.satisfied_by(after) and not wanted.satisfied_by(lead):
+        return True
+    asked = ask.terms.stems
+    lead_has, after_has = text_stems(lead) & asked, text_stems(after) & asked
+    return bool(lead_has) and bool(after_has - lead_has)
+
+
+COMPLETES_CHARS = 240  # a following sentence this long or longer is a thought of its own
 FOLLOW_ON = 0.6  # a following sentence joins its lead when it scores this share of the lead
 RELEVANT = 0.8  # a generated sentence must cite a source scoring this share of the best one
 OTHER_DOC = 0.85  # another document's best sentence joins when it scores this share of the lead

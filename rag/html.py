@@ -108,6 +108,7 @@ class _Writer:
         self.blocks: list[str] = []
         self.line: list[str] = []
         self.lists: list[list] = []  # per open list: [ordered, next number]
+        self.term = -1  # the block of the last <dt>, which its <dd> describes
 
     def text(self) -> str:
         self._end_block()
@@ -118,6 +119,15 @@ class _Writer:
         if line:
             self.blocks.append(prefix + line)
         self.line = []
+
+    def _describe(self, first: int) -> None:
+        """A <dd> right after its <dt> reads as a definition, the term over its indented
+        description (as a man page prints one), so the two are one unit; a <dd> in several
+        paragraphs keeps the rest as paragraphs."""
+        if self.term == first - 1 and first < len(self.blocks) and "\n" not in self.blocks[first]:
+            self.blocks[self.term] = f"  {self.blocks[self.term]}\n      {self.blocks[first]}"
+            del self.blocks[first]
+        self.term = -1
 
     def walk(self, root) -> None:
         """Depth first, without recursion: pages nest tags tens of thousands deep."""
@@ -168,6 +178,16 @@ class _Writer:
             def after():
                 self._end_block()
                 self.lists.pop()
+        elif name == "dt":
+            def after():
+                self._end_block()
+                self.term = len(self.blocks) - 1
+        elif name == "dd":
+            first = len(self.blocks)
+
+            def after():
+                self._end_block()
+                self._describe(first)
         elif name == "li":
             def after():
                 prefix = "- "

@@ -21,6 +21,7 @@ class IndexConfig:
     dim: int
     chunk_size: int
     chunk_overlap: int
+    reading: int = 1  # how text was read into sentences (rag.sentences.READING)
 
 
 @dataclass

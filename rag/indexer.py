@@ -21,6 +21,7 @@ from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem, Inp
 from .index import DocEntry, Index, IndexConfig
 from .ingest import find_files, load_document, printable
 from .manifest import VERSION, read_manifest, roots_of
+from .sentences import READING
 from .settings import Settings
 from .types import Document
 
@@ -56,7 +57,8 @@ class IndexReport:
 
 
 def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
-    return IndexConfig(embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap)
+    return IndexConfig(embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap,
+                       READING)
 
 
 def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[Index, bool]:

@@ -33,7 +33,8 @@ def manifest_for(index: Index, generation: int, files: dict[str, str],
         "generation": generation,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "embedding": {"model": index.config.embed_model, "dim": index.config.dim},
-        "chunker": {"size": index.config.chunk_size, "overlap": index.config.chunk_overlap},
+        "chunker": {"size": index.config.chunk_size, "overlap": index.config.chunk_overlap,
+                    "reading": index.config.reading},
         "files": files,
         "checksums": checksums,
         "chunks": len(index.chunks),
@@ -146,6 +147,7 @@ def config_of(manifest: dict, hint: str) -> IndexConfig:
             dim=int(manifest["embedding"]["dim"]),
             chunk_size=int(manifest["chunker"]["size"]),
             chunk_overlap=int(manifest["chunker"]["overlap"]),
+            reading=int(manifest["chunker"].get("reading", 1)),
         )
     except (KeyError, TypeError, ValueError):
         raise IndexCorrupt(f"the index manifest is incomplete: {hint}") from None
@@ -154,9 +156,10 @@ def config_of(manifest: dict, hint: str) -> IndexConfig:
 def check_config(found: IndexConfig, wanted: IndexConfig, directory: str | Path,
                  hint: str) -> None:
     if found != wanted:
+        names = {"reading": "the way text is read, version"}
         diffs = [
-            f"{k} {getattr(found, k)!r} (now {getattr(wanted, k)!r})"
-            for k in ("embed_model", "dim", "chunk_size", "chunk_overlap")
+            f"{names.get(k, k)} {getattr(found, k)!r} (now {getattr(wanted, k)!r})"
+            for k in ("embed_model", "dim", "chunk_size", "chunk_overlap", "reading")
             if getattr(found, k) != getattr(wanted, k)
         ]
         raise IndexMismatch(

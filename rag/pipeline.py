@@ -127,8 +127,8 @@ class Pipeline:
                s: Settings) -> Answer | None:
         """The abstention, when the evidence cannot answer the question; None when it can."""
         if not found.evidence:
-            why = ("the passages found only ask questions or give instructions; none states "
-                   "anything to quote") if retriever.index.docs else "the index has no documents"
+            why = ("the passages found hold only questions, instructions, code or titles; none "
+                   "states anything to quote") if retriever.index.docs else "the index has no documents"
             return _abstain(query, _dont_say((), s.collection), why)
         if not query.terms.stems:
             return _abstain(query, NAMES_NOTHING, "no content words in the question")
@@ -142,7 +142,7 @@ class Pipeline:
 
     def quote(self, query: Query, found: Retrieved) -> Answer:
         """The best sentences, quoted word for word."""
-        text, cited = compose.quote(found.leads, found.ranked)
+        text, cited = compose.quote(found.leads, found.ranked, query.asking)
         return Answer(query.text, text, "extractive", tuple(cited), query.search,
                       note="quoted from the sources")
 

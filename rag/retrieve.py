@@ -17,8 +17,10 @@ import numpy as np
 
 from .chunking import search_text
 from .embed import Embedder
+from .form import asks_for_form, form
 from .index import Index
 from .query import Ask, Query
+from .sentences import same_paragraph
 from .terms import STOPWORDS, TOKEN_PATTERN, stem, text_stems
 from .types import Document, Evidence, Lead, Passage
 
@@ -227,12 +229,14 @@ class Retriever:
         scores it: cosines (alone, in context, against the search), the idf-weighted share of
         the question's content words, a match of the answer type, the passage rank."""
         seen, candidates = set(), []
+        prose_only = not asks_for_form(ask.text)  # code and titles answer only when asked for
         for rank, p in enumerate(passages):
             doc = self.index.docs[p.chunk.doc_id].doc
             before = p.chunk.heading
             for start, end in p.chunk.sentences:
                 text = doc.text[start:end]
-                if (doc.doc_id, start) not in seen and not _asks_or_instructs(text):
+                if (doc.doc_id, start) not in seen and not _asks_or_instructs(text) and not (
+                        prose_only and form(text) != "prose"):
                     seen.add((doc.doc_id, start))
                     candidates.append(Candidate(rank, doc, start, end, text, f"{before} {text}".strip()))
                 before = text
@@ -302,6 +306,6 @@ class Retriever:
             return None
         start, end = spans[i]
         doc = self.index.docs[ev.doc_id].doc
-        if "\n" in doc.text[ev.end : start]:
+        if not same_paragraph(doc.text, ev.end, start):
             return None
         return Evidence(ev.doc_id, ev.title, ev.source, start, end, doc.text[start:end], 0.0)

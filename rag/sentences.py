@@ -15,6 +15,7 @@ Every span is exact: `text[span.start:span.end]` is the sentence, line breaks an
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import re
@@ -23,7 +24,14 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 PYSBD_WINDOW = 3000  # pysbd slows down quadratically with block length: feed it windows
+# how text is read into sentences; an index records it, and one read another way is rebuilt
+# (2: definitions are units; titles in capitals at the margin are headings)
+READING = 2
 LONG_LINES = 200  # a text whose lines run longer than this is not hard-wrapped
+# a definition (a term and its description) up to this many characters is one evidence unit:
+# its parts only answer together ("DSHELL The login shell ... Defaults to /bin/bash."); a longer
+# one is read as sentences, the term leading the first
+DEFINITION_UNIT = 400
 
 _ITEM = re.compile(r"[ \t]*(?:\d{1,3}[.)]|[a-zA-Z][.)]|\((?:\d{1,3}|[a-zA-Z]|[ivxlc]{1,5})\)|[-*+•–◦▪])[ \t]+(?=\S)")
 _NUMBERED = re.compile(r"[ \t]*(?:\d{1,3}(?:\.\d{1,3})*\.?|[A-Z]\.(?:\d{1,3}\.?)*|(?:section|chapter|part|appendix|article)\s+[\dA-Z][\w.]*[.:]?)\s+\S", re.I)
@@ -118,7 +126,7 @@ class Block:
 
     start: int
     end: int
-    kind: str  # paragraph | item | heading | code
+    kind: str  # paragraph | item | heading | code | definition
     marked: bool = False  # "#", an underline or a section number says it is a heading
 
 
@@ -138,13 +146,14 @@ def blocks(text: str) -> list[Block]:
     kind = "paragraph"
     fenced = False
     fence = ""  # "code" or "prose" inside a fenced block
+    column = 0  # inside a definition: the column its description is indented to
 
     def flush():
-        nonlocal current, kind
+        nonlocal current, kind, column
         if current:
             marked = kind == "heading" and bool(_NUMBERED.match(current[0].text))
             out.append(Block(current[0].start, current[-1].end, kind, marked))
-        current, kind = [], "paragraph"
+        current, kind, column = [], "paragraph", 0
 
     for i, ln in enumerate(lines):
         nxt = lines[i + 1] if i + 1 < len(lines) else None
@@ -183,6 +192,11 @@ def blocks(text: str) -> list[Block]:
             flush()
             out.append(Block(ln.start, ln.end, "paragraph"))
             continue
+        if column:  # a definition's description runs on while it keeps its indent
+            if _indent(ln.text) >= column:
+                current.append(ln)
+                continue
+            flush()
         item = bool(_ITEM.match(ln.text))
         section = bool(_SECTION.match(ln.text)) and _standalone_heading(lines, i, width)
         if current and not item and not section and _continues(current[-1], ln, width):
@@ -190,13 +204,72 @@ def blocks(text: str) -> list[Block]:
             continue
         flush()
         current = [ln]
-        if _standalone_heading(lines, i, width):
+        column = _definition(lines, i)
+        if column:
+            kind = "definition"
+        elif _standalone_heading(lines, i, width) or _margin_title(lines, i):
             kind = "heading"
             flush()
         elif item:
             kind = "item"
     flush()
     return out
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+_TERM_END = re.compile(r"[.!?;,]$")
+
+
+def _definition(lines: list[_Line], i: int, nested: bool = True) -> int:
+    """The column of the description when line `i` starts a definition, else 0.
+
+    A definition is a term, option or value followed at once by a description indented deeper
+    (man pages, `--help` output, reStructuredText definition lists):
+
+        DSHELL The login shell to be used for all new users.      <- the term on the line,
+               Defaults to /bin/bash.                                its description aligned
+
+        ADD_EXTRA_GROUPS                                          <- the term alone,
+               Setting this to something other than 0 ...            its description below
+
+    A short title at the left margin over indented text is a section heading, not a term
+    (man pages put NAME and DESCRIPTION there)."""
+    ln = lines[i]
+    nxt = lines[i + 1] if i + 1 < len(lines) else None
+    if nxt is None or nxt.blank or _RULE.match(nxt.text) or _ITEM.match(ln.text):
+        return 0
+    here, column = _indent(ln.text), _indent(nxt.text)
+    if column < here + 2:
+        return 0
+    if nested and _definition(lines, i + 1, nested=False):
+        return 0  # "Options:" over a list of definitions introduces them
+    text = ln.text.rstrip()
+    if len(text) > column and text[column - 1] in " \t" and text[column] not in " \t":
+        # the description starts on the term's line, at the column the next line keeps
+        tag = text[here:column].strip()
+        return column if tag and len(tag.split()) <= 3 and not _TERM_END.search(tag) else 0
+    term = text.strip()  # the term stands alone on its line
+    if len(term) > 80 or len(term.split()) > 10 or _TERM_END.search(term):
+        return 0
+    if term.endswith(":") and not term.startswith(":"):
+        return 0  # "Options:" introduces what follows (a ":field:" is a term)
+    if here == 0 and (term.isupper() or _heading_text(ln, 0, alone=False)) and \
+            not term.startswith(("-", ":")):
+        return 0
+    return column
+
+
+def _margin_title(lines: list[_Line], i: int) -> bool:
+    """A title in capitals at the left margin over indented text: a man page's NAME, SYNOPSIS,
+    DESCRIPTION."""
+    ln = lines[i]
+    nxt = lines[i + 1] if i + 1 < len(lines) else None
+    term = ln.text.strip()
+    return (nxt is not None and not nxt.blank and _indent(ln.text) == 0 and term.isupper()
+            and _indent(nxt.text) >= 2 and len(term.split()) <= 6)
 
 
 def _continues(prev: _Line, line: _Line, width: int) -> bool:
@@ -254,6 +327,8 @@ def split_sentences(text: str, max_len: int = 1200) -> list[Span]:
             spans.append(Span(s, e, heading=True, marked=b.marked))
         elif b.kind == "code":
             spans.extend(_hard_split(text, s, e, max_len))
+        elif b.kind == "definition" and len(" ".join(text[s:e].split())) <= DEFINITION_UNIT:
+            spans.append(Span(s, e))  # a short entry, term and description, is one unit
         else:
             spans.extend(_block_sentences(text, s, e, max_len, b.kind == "item"))
     return [sp for sp in spans if any(ch.isalnum() for ch in text[sp.start : sp.end])]
@@ -340,6 +415,18 @@ def _hard_split(text: str, start: int, end: int, limit: int) -> list[Span]:
     if start < end:
         out.append(Span(start, end))
     return [sp for sp in out if sp.start < sp.end]
+
+
+def same_paragraph(text: str, end: int, start: int) -> bool:
+    """Are the sentence that ends at `end` and the next one, at `start`, in one block: one
+    paragraph, list item or definition, as `blocks` reads them?"""
+    starts = _block_starts(text)
+    return bisect.bisect_right(starts, end - 1) == bisect.bisect_right(starts, start)
+
+
+@functools.lru_cache(maxsize=16)
+def _block_starts(text: str) -> list[int]:
+    return [b.start for b in blocks(text)]
 
 
 def fold(text: str) -> str:

@@ -16,6 +16,7 @@ from rag import (
 )
 from rag.index import sentence_rows
 from rag.indexer import remove_document
+from rag.sentences import READING
 
 from .conftest import file_text
 
@@ -46,7 +47,7 @@ def test_manifest_describes_the_index(seed_settings):
     m = json.loads((Path(seed_settings.index_dir) / "manifest.json").read_text())
     assert m["format"] == "rag-index" and m["version"] == 2
     assert m["embedding"] == {"model": "all-MiniLM-L6-v2+openvino-int8", "dim": 384}  # backend too
-    assert m["chunker"] == {"size": 600, "overlap": 1}
+    assert m["chunker"] == {"size": 600, "overlap": 1, "reading": READING}
     assert set(m["documents"]) == {"macron-to-press-trump-on-putin", "trump-macron-split-on-trusting-putin"}
     for doc in m["documents"].values():
         assert len(doc["sha256"]) == 64 and doc["chunks"] > 0

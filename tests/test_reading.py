@@ -123,3 +123,60 @@ def test_a_quote_across_line_breaks_reads_as_one_line_and_cites_the_exact_text(t
     for c in answer.citations:
         assert text[c.start : c.end] == c.quote
     assert any("\n" in c.quote for c in answer.citations)
+
+
+def unit_with(text: str, words: str) -> str:
+    """The evidence unit (folded) that holds `words`."""
+    for s in split_sentences(text):
+        folded = " ".join(text[s.start : s.end].split())
+        if words in folded:
+            return folded
+    raise AssertionError(f"no unit holds {words!r}")
+
+
+def test_a_man_page_definition_is_one_unit_term_and_description():
+    """adduser.conf(5) as `MANWIDTH=80 man -P cat | col -bx` prints it: each option's name and
+    its indented description (on the name's line or below it) read as one unit, so the quote
+    that names the option also carries its default."""
+    text = load_document(DATA / "adduser.conf.5.txt").text
+    assert unit_with(text, "DSHELL") == ("DSHELL The login shell to be used for all new users. "
+                                         "Defaults to /bin/bash.")
+    assert unit_with(text, "ADD_EXTRA_GROUPS Setting").endswith("Defaults to 0.")
+    assert "Defaults to 0700." in unit_with(text, "DIR_MODE The permissions mode")
+    assert "Defaults to 100 - 999." in unit_with(text, "FIRST_SYSTEM_GID and LAST_SYSTEM_GID")
+    spans = split_sentences(text)
+    headings = [" ".join(text[s.start : s.end].split()) for s in spans if s.heading]
+    assert {"NAME", "DESCRIPTION", "NOTES"} <= set(headings)
+    assert "DSHELL" not in headings and "ADD_EXTRA_GROUPS" not in headings
+    # offsets stay exact: the unit is the file's text, line breaks and indent and all
+    s = next(s for s in spans if text[s.start : s.end].startswith("DSHELL"))
+    assert text[s.start : s.end] == text[text.index("DSHELL") : text.index("/bin/bash.") + 10]
+
+
+def test_a_long_definition_reads_as_sentences_its_term_leading_the_first():
+    text = load_document(DATA / "gai.conf.5.txt").text
+    reload = unit_with(text, "reload <yes|no>")
+    assert reload.startswith("reload <yes|no> This keyword controls") and reload.endswith(
+        'The default is "no".')
+    assert unit_with(text, "gai.conf - getaddrinfo(3)") == "gai.conf - getaddrinfo(3) configuration file"
+
+
+def test_an_html_definition_list_reads_as_term_and_description():
+    """A Sphinx function entry is a <dl>: its signature (<dt>) and what it does (<dd>)."""
+    text = load_document(DATA / "fnmatch.html").text
+    assert unit_with(text, "fnmatch.translate(pattern)") == (
+        "fnmatch.translate(pattern) Return the shell-style pattern converted to a regular "
+        "expression for using with re.match().")
+
+
+def test_what_a_unit_is_for_is_read_from_its_form():
+    from rag.form import form
+
+    adduser = load_document(DATA / "adduser.conf.5.txt").text
+    gai = load_document(DATA / "gai.conf.5.txt").text
+    html = load_document(DATA / "fnmatch.html").text
+    assert form(unit_with(adduser, "/etc/adduser.conf - configuration file")) == "title"
+    assert form(unit_with(adduser, "DSHELL")) == "prose"
+    assert form(unit_with(gai, "label ::1/128 0")) == "code"
+    assert form(unit_with(html, ">>> regex = fnmatch.translate")) == "code"
+    assert form(unit_with(html, "Test whether the filename string matches")) == "prose"
