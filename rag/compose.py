@@ -17,16 +17,23 @@ from .verify import Checker, split_markers
 _ELABORATES = re.compile(r"(he|she|they|it|this|these|that|those|such|his|her|their)\b", re.I)
 # phrases small models put before an answer ("Sure! Based on the sources, ..."); they claim
 # nothing, so they are dropped, as many as open the sentence
+_SOURCES = r"(sources?|articles?|documents?|texts?|passages?|context|information)"
+_SAID = r"(provided|given|cited|above|numbered|quoted)"
 _PREAMBLE = re.compile(
     r"^((sure|certainly|of course|okay)\b[,.!]?\s*|"
-    r"based on (the )?(provided |given )?(sources?|articles?|documents?|text)( provided| given)?,?\s*|"
-    r"according to (the )?(sources?|articles?|documents?|text)( \[\d+\])?,?\s*|"
-    r"(the )?(sources?|articles?|documents?|text)( cited| used| given)?( in the question)?"
-    r" (says?|suggests?|states?|shows?|mentions?|notes?|reports?|are|is)\b( that)?:?\s*|"
+    rf"(based on|according to|from|in) (the )?({_SAID} )?{_SOURCES}( {_SAID})?( \[\d+\])?,?\s*|"
+    rf"(as )?(stated|mentioned|noted|said|described) in (the )?({_SAID} )?{_SOURCES}"
+    r"( \[\d+\])?,?\s*|"
+    rf"(the )?({_SAID} )?{_SOURCES}( {_SAID}| used)?( in the (question|{_SOURCES}))?"
+    r" (says?|suggests?|states?|shows?|mentions?|notes?|reports?|indicates?|are|is)\b"
+    r"( that)?:?\s*|"
     r"(the )?answer( to the question)? is\b:?\s*|answer:\s*|"
     r"it (only )?(says?|mentions?|states?|notes?)\b( that)?:?\s*)+",
     re.I,
 )
+# talk about the sources left inside a sentence ("..., as the provided text says"): no source
+# says it, so a sentence that holds it is refused unless its own source has those words
+_META = re.compile(rf"\b(the|these|this|{_SAID}) {_SOURCES}\b", re.I)
 
 
 
@@ -141,6 +148,10 @@ def checked(
             reasons.append(support.reason)
             continue
         cited = [evidence[n - 1] for n in support.cited]
+        meta = _META.search(plain)
+        if meta and meta.group(0).lower() not in " ".join(e.text for e in cited).lower():
+            reasons.append(f"it talks about the sources (“{meta.group(0)}”) instead of answering")
+            continue
         if max(e.score for e in cited) < floor:
             reasons.append("it cites a source that matches the question less well than the best one")
             continue

@@ -234,6 +234,38 @@ def test_a_draft_is_shown_only_as_far_as_it_is_checked(checker, draft, answer, r
         assert [c.quote for c in rendered[1]] == [troops_evidence()[0].text]
 
 
+DISPLACED = "How many Ukrainians have been displaced?"
+UN = "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians."
+
+
+@pytest.mark.parametrize(
+    "draft,answer,reason",
+    [
+        # SmolLM2's own rewrite on the demo articles, which used to pass badged "checked":
+        # the talk about the sources is stripped and the claim after it is checked
+        ("The sources cited in the document are: U.N. reports estimate over 10,000 civilian "
+         "deaths and 14 million displaced Ukrainians [1]", f"{UN[:-1]} [1]", ""),
+        ("According to the text provided, U.N. reports estimate over 10,000 civilian deaths and "
+         "14 million displaced Ukrainians [1].", f"{UN} [1]", ""),
+        ("Based on the sources, U.N. reports estimate over 10,000 civilian deaths and 14 million "
+         "displaced Ukrainians [1].", f"{UN} [1]", ""),
+        # talk about the sources inside the sentence cannot be stripped: the sentence is refused
+        ("U.N. reports estimate 14 million displaced Ukrainians, as the provided text says [1].",
+         None, "only 88% of its words are in source [1]"),
+        ("U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians "
+         "and U.N. reports estimate over 10,000 civilian deaths, the cited sources [1].",
+         None, "it talks about the sources (“cited sources”) instead of answering"),
+    ],
+    ids=["sources cited in the document are", "according to the text provided",
+         "based on the sources", "as the provided text says", "the cited sources"],
+)
+def test_talk_about_the_sources_is_stripped_or_refused(checker, draft, answer, reason):
+    evidence = [seed("14 million displaced", 1.0)]
+    rendered, why = checked(read(DISPLACED), draft, evidence, checker)
+    assert why == reason
+    assert (rendered and rendered[0]) == answer
+
+
 def test_render_numbers_sources_by_first_appearance():
     a, b = seed("ruled out"), seed("Such a force")
     text, cited = render([("One.", [b]), ("Two.", [a, b]), ("Three.", [b, b])])
