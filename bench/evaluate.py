@@ -135,7 +135,7 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
     s = pipeline.settings.replace(**(overrides or {}))
     rows = []
     totals = {k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")}
-    lat = {"retrieve_ms": [], "first_token_ms": [], "total_ms": []}
+    lat = {"retrieve_ms": [], "first_token_ms": [], "total_ms": [], "reader_ms": []}
     for item in items:
         rank = gold_rank(pipeline, item, s)
         answer = pipeline.ask(item.question, item.history, **(overrides or {}))
@@ -143,7 +143,7 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
         cites_gold = any(_overlaps(c.source, c.start, c.end, item.gold) for c in answer.citations)
         row = {"id": item.id, "question": item.question, "answerable": item.answerable,
                "mode": answer.mode, "answer": answer.text, "correct": None, "cites_gold": None,
-               "rank": rank, "note": answer.note}
+               "rank": rank, "note": answer.note, "confidence": answer.confidence}
         if item.answerable:
             row["correct"] = (not answer.abstained) and facts_ok
             row["cites_gold"] = cites_gold
@@ -153,6 +153,8 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
         for k in lat:
             if k in answer.timings:
                 lat[k].append(answer.timings[k])
+        if "reader_ms" in answer.timings:  # the reader's own time, after retrieval
+            lat["reader_ms"][-1] -= answer.timings.get("retrieve_ms", 0.0)
         rows.append(row)
     ans = [r for r in rows if r["answerable"]]
     unans = [r for r in rows if not r["answerable"]]
@@ -177,6 +179,8 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
         "retrieve_p95_ms": percentile(lat["retrieve_ms"], 95),
         "first_token_p50_ms": percentile(lat["first_token_ms"], 50),
         "first_token_p95_ms": percentile(lat["first_token_ms"], 95),
+        "reader_p50_ms": percentile(lat["reader_ms"], 50),
+        "reader_p95_ms": percentile(lat["reader_ms"], 95),
         "total_p50_ms": percentile(lat["total_ms"], 50),
         "total_p95_ms": percentile(lat["total_ms"], 95),
     }
@@ -269,6 +273,7 @@ def run_corpora(pipeline: Pipeline, corpora: list, overrides: dict | None = None
         pipeline.set_index(corpus_index(c, pipeline.settings, pipeline.embedder))
         r = run(pipeline, corpus_items(c), overrides)
         results[c.name], rows[c.name] = r["summary"], r["rows"]
+        results[c.name]["fitted"] = c.fitted
         if log:
             log(f"{c.name}: {r['summary']['answer_accuracy']}% right, "
                 f"{r['summary']['abstention_recall']}% of unanswerable refused")
@@ -293,11 +298,11 @@ def table(results: dict) -> str:
 
 def _pipeline(settings: Settings, first) -> Pipeline:
     from rag.embed import load_embedder
-    from rag.loader import make_generator
+    from rag.loader import make_models
 
     embedder = load_embedder(settings.embed_model, settings.embed_backend)
-    generator = make_generator(settings) if settings.mode == "generate" else None
-    return Pipeline(settings, corpus_index(first, settings, embedder), embedder, generator)
+    generator, reader = make_models(settings, with_llm=settings.mode == "generate")
+    return Pipeline(settings, corpus_index(first, settings, embedder), embedder, generator, reader)
 
 
 def main(args, settings: Settings) -> int:
@@ -313,6 +318,9 @@ def main(args, settings: Settings) -> int:
         configs[name] = {k: _typed(v) for k, v in (p.split(":", 1) for p in kv.split(",") if p)}
     say = None if args.json else (lambda line: print(line, file=sys.stderr))
     results = {name: run_corpora(pipeline, chosen, ov, say) for name, ov in configs.items()}
+    reader = pipeline.reader.name if pipeline.reader is not None else "none (the rules)"
+    for r in results.values():
+        r["reader"] = reader
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1, ensure_ascii=False))
     brief = {n: {k: v for k, v in r.items() if k != "rows"} for n, r in results.items()}

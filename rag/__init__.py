@@ -18,7 +18,7 @@ from .errors import (
 )
 from .indexer import IndexReport, load_index, remove_document, update
 from .ingest import SUPPORTED as SUPPORTED_TYPES
-from .loader import make_generator, open_pipeline
+from .loader import make_generator, make_models, open_pipeline
 from .pipeline import Pipeline
 from .query import Query, check_question, retrieval_query
 from .settings import Settings
@@ -46,6 +46,7 @@ __all__ = [
     "check_question",
     "load_index",
     "make_generator",
+    "make_models",
     "open_pipeline",
     "remove_document",
     "retrieval_query",

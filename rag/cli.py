@@ -24,6 +24,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embed-backend", metavar=_one_of("embed_backend"),
                    help="how the embedder runs (RAG_EMBED_BACKEND)")
     g.add_argument("--gguf", help="a GGUF model file (RAG_GGUF; default: bundled SmolLM2-135M)")
+    g.add_argument("--reader", help="the model that judges whether a passage answers: none, "
+                   "server, a .gguf file or a packaged name (RAG_READER; default: the --gguf "
+                   "model, else the packaged qwen2.5-coder-1.5b once `make models` installed it)")
     g.add_argument("--llm-url", help="an OpenAI-compatible server, http://HOST:PORT/v1 (RAG_LLM_URL)")
     g.add_argument("--llm-model", help="the model name that server answers with (RAG_LLM_MODEL; "
                    "its key: RAG_LLM_KEY)")
@@ -191,7 +194,8 @@ def format_answer(answer) -> str:
         lines.append(f'    "{c.quote}"')
     badge = {"generate": "checked answer", "extractive": "quoted from the sources",
              "abstained": "the documents don't say"}[answer.mode]
-    lines.append(f"({badge}; {answer.timings.get('total_ms', 0):.0f} ms)")
+    sure = "" if answer.confidence is None else f"confidence {answer.confidence:.2f}; "
+    lines.append(f"({badge}; {sure}{answer.timings.get('total_ms', 0):.0f} ms)")
     return "\n".join(lines) + "\n"
 
 

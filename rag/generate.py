@@ -87,13 +87,13 @@ class LlamaCppGenerator:
         self.name = path.name
         self.path = path
         self.context_tokens = self.llm.n_ctx()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # one context: the reader, if it shares it, takes it too
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
-        with self._lock:
+        with self.lock:
             for part in self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,

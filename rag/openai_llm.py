@@ -80,6 +80,31 @@ class OpenAIGenerator:
         finally:
             response.close()
 
+    def complete(self, body: dict) -> dict:
+        """One reply, not streamed, as the server's JSON."""
+        try:
+            response = self._start({**body, "model": self.model, "stream": False})
+        except httpx.ConnectTimeout:
+            raise self._no_server(f"no answer within {self.timeout:g} s") from None
+        except httpx.TimeoutException:
+            raise self._timed_out() from None
+        except httpx.TransportError as e:
+            raise self._no_server(_reason(e)) from None
+        try:
+            if response.status_code != 200:
+                raise self._refused(response)
+            data = json.loads(response.read())
+        except httpx.TimeoutException:
+            raise self._timed_out() from None
+        except (ValueError, httpx.TransportError):
+            raise ModelError(f"the LLM server at {self.url} did not send a JSON reply; check "
+                             "--llm-url (it ends in /v1)") from None
+        finally:
+            response.close()
+        if not isinstance(data, dict):
+            raise ModelError(f"the LLM server at {self.url} did not send a chat completion")
+        return data
+
     def _start(self, body: dict) -> httpx.Response:
         """The response to `body`, its headers read and its stream not yet."""
         request = self._client.build_request("POST", f"{self.url}/chat/completions", json=body)
@@ -192,3 +217,46 @@ def _reason(e: Exception) -> str:
     """What went wrong on the connection, in a few words: "Connection refused"."""
     text = " ".join(str(e).split()).rstrip(".") or type(e).__name__
     return re.sub(r"^\[Errno -?\d+\] ", "", text)[:200]
+
+
+class OpenAIReader:
+    """The reader on an OpenAI-compatible server: one reply token per candidate, with the
+    log-probabilities of the most likely tokens (`logprobs`, `top_logprobs`). A server that
+    sends none (or none for yes and no) gives no verdict, and the engine says so."""
+
+    TOP = 20
+
+    def __init__(self, server: OpenAIGenerator):
+        self.server = server
+        self.name = server.name
+
+    def judge(self, question: str, candidates, stop_at: float = 1.0) -> list[float] | None:
+        from .reader import NO, YES, messages, p_yes
+
+        yes_words, no_words = {w.strip() for w in YES}, {w.strip() for w in NO}
+        out: list[float] = []
+        for c in candidates:
+            reply = self.server.complete({"messages": messages(question, c), "max_tokens": 1,
+                                          "temperature": 0, "logprobs": True,
+                                          "top_logprobs": self.TOP})
+            top = _top_logprobs(reply)
+            if not top:
+                return None
+            yes = [lp for tok, lp in top if tok.strip() in yes_words]
+            no = [lp for tok, lp in top if tok.strip() in no_words]
+            p = p_yes(yes, no)
+            if p is None:
+                return None
+            out.append(p)
+            if p >= stop_at:
+                break
+        return out
+
+
+def _top_logprobs(reply: dict) -> list[tuple[str, float]]:
+    """[(token, logprob), ...] of the reply's first token, from an OpenAI chat completion."""
+    try:
+        content = reply["choices"][0]["logprobs"]["content"]
+        return [(str(t["token"]), float(t["logprob"])) for t in content[0]["top_logprobs"]]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return []

@@ -1,9 +1,13 @@
 """Question in, checked and cited `Answer` out. The question is read once (`rag.query`), then
-four stages hand values down:
+five stages hand values down:
 
     retrieve  the chunks for the question, and the sentences in them that an answer may cite
-    decide    does the evidence cover the question? no: abstain ("The documents don't say ...")
-    answer    quote the best sentences; in generate mode the model then rewrites the quote
+    decide    do the rules find the evidence covers the question? no: abstain ("The documents
+              don't say ..."); yes: quote the best sentences. This first answer is shown at once.
+    judge     a reader model (rag.reader) judges the best-ranked sentences; with the rule
+              signals its verdicts give a fitted confidence (rag.confidence); below its
+              threshold the engine abstains, else it quotes the passage the reader chose
+    rewrite   in generate mode the model rewrites the quote, after judging
     check     every sentence of the rewrite against the source it cites; those that fail are
               dropped, and if none holds, the quote stands
 """
@@ -18,14 +22,17 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from . import compose
+from . import confidence as confidence_
 from .embed import CachedEmbedder, Embedder
+from .errors import ModelError
 from .generate import Generator, Message
 from .index import Index
 from .query import Query, check_question, read
+from .reader import Candidate, Reader
 from .retrieve import Retrieved, Retriever
 from .settings import Settings
-from .types import Answer, Evidence
-from .verify import Checker, coverage
+from .types import Answer, Evidence, Lead
+from .verify import Checker, Coverage, coverage
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,23 @@ class Prompt(NamedTuple):
     evidence: list[Evidence]  # the sources the prompt numbers, which the rewrite may cite
 
 
+class Rules(NamedTuple):
+    """What the rules make of the evidence for a question."""
+
+    abstention: Answer | None  # the rules' abstention, or None when they find it covered
+    coverage: Coverage | None  # None when there was nothing to judge (no evidence, no words)
+    cosine: float  # the question to its best sentence
+
+
+class Judged(NamedTuple):
+    """The reader's verdicts on the best-ranked sentences of one question."""
+
+    candidates: list[Evidence]  # the sentences judged, best rule score first
+    p: tuple[float, ...]  # the reader's P(answers the question), one per candidate
+    signals: confidence_.Signals
+    confidence: float  # P(the quoted answer is right), from the fitted model
+
+
 class Pipeline:
     def __init__(
         self,
@@ -54,15 +78,19 @@ class Pipeline:
         index: Index,
         embedder: Embedder,
         generator: Generator | None = None,
+        reader: Reader | None = None,
     ):
         self.settings = settings
         self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
         self.generator = generator
+        self.reader = reader
+        self.models = confidence_.load()
         self.checker = Checker(self.embedder)
         self.set_index(index)
 
     def set_generator(self, generator: Generator | None) -> None:
-        """Swap the LLM; an answer in progress keeps the one it started with."""
+        """Swap the LLM that writes (the reader stays); an answer in progress keeps the one it
+        started with."""
         self.generator = generator
 
     def set_index(self, index: Index) -> None:
@@ -89,33 +117,46 @@ class Pipeline:
     def stream(
         self, question: str, history: Sequence[str] = (), **overrides
     ) -> Iterator[str | Answer]:
-        """Answer first: yields the checked quote (or the abstention) as soon as it is ready.
-        In generate mode that first Answer has `final=False`; the model's rewrite follows as
-        raw text pieces (for progress, never to be shown as the answer), then the final
-        Answer: the sentences of the rewrite that passed the check, else the same quote."""
+        """Answer first: yields the rules' quote (or abstention) as soon as it is ready. With a
+        reader, that first Answer has `final=False, pending="reader"`, and the reader's verdict
+        follows: the quote it chose, or an abstention, with its confidence. In generate mode
+        the answer then has `pending="rewrite"`; the model's rewrite follows as raw text pieces
+        (for progress, never to be shown as the answer), then the final Answer: the sentences
+        of the rewrite that passed the check, else the same quote."""
         s = self.settings.replace(**overrides) if overrides else self.settings
         clock = _Clock()
         query = read(check_question(question, s), _earlier(history, s))
-        retriever, generator = self._retriever(s.retrieval), self.generator
+        retriever, generator, reader = self._retriever(s.retrieval), self.generator, self.reader
         found = retriever.find(query, s.top_k, s.evidence_k)
         clock.mark("retrieve_ms")
-        first = self.decide(query, found, retriever, s) or self.quote(query, found)
+        rules = self.rules(query, found, retriever, s)
+        first = rules.abstention or self.quote(query, found)
+        if reader is not None and rules.coverage is not None and "reader" in self.models:
+            yield clock.stamp(dataclasses.replace(
+                first, pending="reader", note="checking the sources with the reader"), final=False)
+            first = self.judge(reader, query, found, rules, retriever, s)
+            clock.mark("reader_ms")
+        else:
+            first = self.rules_confidence(first, found, rules)
+        evidence = _first(first, found.evidence)
         prompt = None
         if not first.abstained and s.mode == "generate" and generator is not None:
-            prompt = self.fit_prompt(query, found.evidence, s, generator)
+            prompt = self.fit_prompt(query, evidence, s, generator)
             first = dataclasses.replace(first, note=(
-                "quoted from the sources; the model is rewriting it" if prompt else
+                f"{first.note}; the model is rewriting it" if prompt else
                 "the question is too long for the model's context; quoting the sources"))
+        if prompt is not None:
+            first = dataclasses.replace(first, pending="rewrite")
         yield clock.stamp(first, final=prompt is None)
         if prompt is None:
             return
         draft = yield from self.rewrite(generator, prompt, s, clock)
-        generate_ms = clock.since("retrieve_ms")
+        generate_ms = clock.since("reader_ms" if "reader_ms" in clock.marks else "retrieve_ms")
         if draft is None:
             final = dataclasses.replace(first, note="the model could not answer; quoting the sources")
         else:
             final = self.check(query, draft, prompt, first)
-        yield clock.stamp(final, generate_ms)
+        yield clock.stamp(dataclasses.replace(final, pending=""), generate_ms)
 
     # -- the stages -----------------------------------------------------------------------
     def retrieve(self, query: Query, s: Settings | None = None) -> Retrieved:
@@ -125,20 +166,92 @@ class Pipeline:
 
     def decide(self, query: Query, found: Retrieved, retriever: Retriever,
                s: Settings) -> Answer | None:
-        """The abstention, when the evidence cannot answer the question; None when it can."""
+        """The rules' abstention, when the evidence cannot answer the question; None when it can."""
+        return self.rules(query, found, retriever, s).abstention
+
+    def rules(self, query: Query, found: Retrieved, retriever: Retriever, s: Settings) -> Rules:
+        """The rules' verdict on the evidence: names and numbers asked about, the thing asked
+        for, the kind of answer wanted, the best cosine."""
         if not found.evidence:
             why = ("the passages found hold only questions, instructions, code or titles; none "
                    "states anything to quote") if retriever.index.docs else "the index has no documents"
-            return _abstain(query, _dont_say((), s.collection), why)
+            return Rules(_abstain(query, _dont_say((), s.collection), why, 1.0), None, 0.0)
         if not query.terms.stems:
-            return _abstain(query, NAMES_NOTHING, "no content words in the question")
-        verdict = coverage(query.asking, found.evidence, found.text,
-                           self._best_cosine(query, found.evidence[0], retriever.index),
+            return Rules(_abstain(query, NAMES_NOTHING, "no content words in the question"), None, 0.0)
+        cosine = self._best_cosine(query, found.evidence[0], retriever.index)
+        verdict = coverage(query.asking, found.evidence, found.text, cosine,
                            retriever.vocabulary, self.embedder)
         if not verdict.covered:
             action = query.asking.asked_for if query.asking.how_to else ""
-            return _abstain(query, _dont_say(verdict.missing, s.collection, action), verdict.reason)
-        return None
+            text = _dont_say(verdict.missing, s.collection, action)
+            return Rules(_abstain(query, text, verdict.reason), verdict, cosine)
+        return Rules(None, verdict, cosine)
+
+    def rules_confidence(self, answer: Answer, found: Retrieved, rules: Rules) -> Answer:
+        """The rules' answer with the confidence the rules-only model gives it."""
+        if rules.coverage is None or "rules" not in self.models:
+            return answer
+        model = self.models["rules"]
+        rule = tuple(e.score for e in found.ranked[:1])
+        sure = model.confidence(confidence_.Signals(
+            (), rule, 0, rules.cosine, "" if rules.coverage.covered else rules.coverage.kind,
+            bool(rules.coverage.missing)))
+        return dataclasses.replace(answer, confidence=1 - sure if answer.abstained else sure)
+
+    def assess(self, reader: Reader, query: Query, found: Retrieved, rules: Rules) -> Judged | None:
+        """The reader's verdicts on the best-ranked sentences, and the confidence they give;
+        None when the reader gave no probabilities."""
+        model = self.models["reader"]
+        candidates = found.ranked[: model.candidates]
+        shown = [Candidate(ev.text, _heading(ev, found)) for ev in candidates]
+        asked = query.search if query.history else query.text
+        p = reader.judge(asked, shown, model.stop_at)
+        if p is None:
+            return None
+        judged = candidates[: len(p)]
+        rule = tuple(e.score for e in judged)
+        chosen = model.choose(tuple(p), rule)
+        assert rules.coverage is not None
+        signals = confidence_.Signals(
+            tuple(p), rule, chosen, rules.cosine,
+            "" if rules.coverage.covered else rules.coverage.kind, bool(rules.coverage.missing))
+        return Judged(judged, tuple(p), signals, model.confidence(signals))
+
+    def judge(self, reader: Reader, query: Query, found: Retrieved, rules: Rules,
+              retriever: Retriever, s: Settings) -> Answer:
+        """The reader's answer: the passage it judged answers, quoted, or the abstention when
+        the confidence is below the fitted threshold. A reader that fails or gives no
+        probabilities leaves the rules' answer, saying so."""
+        first = rules.abstention or self.quote(query, found)
+        try:
+            judged = self.assess(reader, query, found, rules)
+        except (ModelError, ValueError, RuntimeError) as e:
+            log.warning("the reader failed: %s", e)
+            judged, why = None, f"the reader failed ({e})"
+        else:
+            why = "the reader gave no probabilities"
+        if judged is None:
+            answer = self.rules_confidence(first, found, rules)
+            return dataclasses.replace(answer, note=f"{answer.note}; {why}, so the rules decided")
+        best = judged.candidates[judged.signals.chosen]
+        p_best = judged.p[judged.signals.chosen]
+        threshold = self.models["reader"].threshold
+        checked = len(judged.p)
+        if judged.confidence < threshold:
+            seen = f"none of the {checked} best passages" if checked > 1 else "the best passage"
+            said = (f"the reader judged that {seen} answers it (its best: P {max(judged.p):.2f}; "
+                    f"confidence {judged.confidence:.2f}, below {threshold:.2f})")
+            if rules.abstention is not None:
+                return dataclasses.replace(rules.abstention, note=f"{rules.abstention.note}; {said}",
+                                           confidence=1 - judged.confidence)
+            return _abstain(query, _dont_say((), s.collection), said, 1 - judged.confidence)
+        lead = Lead(best, retriever.next_sentence(best))
+        rendered = compose.quote([lead], found.ranked, query.asking)
+        note = f"the reader judged this passage answers it (P {p_best:.2f})"
+        if rules.abstention is not None:
+            note += f", though the rules doubted it ({rules.abstention.note})"
+        return Answer(query.text, rendered.text, "extractive", tuple(rendered.citations),
+                      query.search, note=note, confidence=judged.confidence)
 
     def quote(self, query: Query, found: Retrieved) -> Answer:
         """The best sentences, quoted word for word."""
@@ -246,8 +359,26 @@ def _earlier(history: Sequence[str], s: Settings) -> list[str]:
     return [h.strip()[: s.max_question_chars] for h in history if h and h.strip()]
 
 
-def _abstain(query: Query, text: str, why: str) -> Answer:
-    return Answer(query.text, text, "abstained", (), query.search, note=why)
+def _abstain(query: Query, text: str, why: str, sure: float | None = None) -> Answer:
+    return Answer(query.text, text, "abstained", (), query.search, note=why, confidence=sure)
+
+
+def _heading(ev: Evidence, found: Retrieved) -> str:
+    """The heading of the section a sentence sits in, to show the reader with it."""
+    for p in found.passages:
+        c = p.chunk
+        if c.doc_id == ev.doc_id and c.start <= ev.start < c.end:
+            return c.heading
+    return ""
+
+
+def _first(answer: Answer, evidence: list[Evidence]) -> list[Evidence]:
+    """The sources for the rewrite: the sentence the answer quotes first, then the others."""
+    if not answer.citations:
+        return evidence
+    c = answer.citations[0]
+    quoted = Evidence(c.doc_id, c.title, c.source, c.start, c.end, c.quote, c.score)
+    return [quoted, *[e for e in evidence if (e.doc_id, e.start) != (c.doc_id, c.start)]]
 
 
 def _dont_say(missing: Sequence[str], collection: str = "", action: str = "") -> str:

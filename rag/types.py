@@ -86,7 +86,11 @@ class Answer:
     retrieval_query: str = ""  # what retrieval actually used (differs for follow-ups)
     timings: dict[str, float] = field(default_factory=dict)
     note: str = ""  # why the engine took this path, for people checking it
-    final: bool = True  # False: the checked quote, shown while a rewrite is being written
+    final: bool = True  # False: shown while the reader checks it or a rewrite is written
+    # how sure the engine is of what it says, 0-1: of the answer, or that the documents
+    # don't say (rag.confidence); None when no confidence was computed
+    confidence: float | None = None
+    pending: str = ""  # for an answer that is not final: "reader" or "rewrite" comes next
 
     @property
     def abstained(self) -> bool:
@@ -104,8 +108,10 @@ class Answer:
             ],
             "timings": {
                 k: round(self.timings.get(k, 0.0), 1)
-                for k in ("retrieve_ms", "first_answer_ms", "generate_ms", "total_ms")
+                for k in ("retrieve_ms", "first_answer_ms", "reader_ms", "generate_ms", "total_ms")
             },
             "retrieval_query": self.retrieval_query,
-            "final": self.final,  # false only for a quote that a model rewrite may replace
+            "confidence": None if self.confidence is None else round(self.confidence, 3),
+            "final": self.final,  # false only for an answer that a later one may replace
+            "pending": self.pending,  # what comes next for an answer not final: reader, rewrite
         }

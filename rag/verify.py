@@ -35,6 +35,9 @@ class Coverage:
     covered: bool
     missing: tuple[str, ...]  # what the question asks about that no document has, as written
     reason: str
+    # why not: "unrelated" (no sentence is close), "absent" (a word asked about is missing),
+    # "answer" (no answer of the wanted kind), "nothing" (the question names nothing)
+    kind: str = ""
 
 
 def fuzzy_in(term: str, have: Collection[str]) -> bool:
@@ -71,10 +74,10 @@ def coverage(
     passages found, not from the documents."""
     terms = ask.terms
     if not terms.stems:
-        return Coverage(False, (), "the question names nothing to look for")
+        return Coverage(False, (), "the question names nothing to look for", "nothing")
     if best_cosine < MIN_EVIDENCE_COSINE:
         return Coverage(False, (), "no sentence found is close to this question "
-                        f"(best match: cosine {best_cosine:.2f})")
+                        f"(best match: cosine {best_cosine:.2f})", "unrelated")
     have = text_stems(retrieved_text)
     written = dict(ask.spelling)
     order = {s: i for i, s in enumerate(written)}
@@ -106,7 +109,8 @@ def coverage(
     what = {"count": "number", "amount": "figure", "date": "date", "when": "time",
             "duration": "length of time"}[wanted.kind]
     of = f" of {wanted.counted}" if wanted.kind == "count" and wanted.counted else ""
-    return Coverage(False, (), f"the best-matching sentences give no {what}{of} for this")
+    return Coverage(False, (), f"the best-matching sentences give no {what}{of} for this",
+                    "answer")
 
 
 def closest_word(embedder: Embedder, word: str, text: str) -> float:
@@ -129,7 +133,7 @@ def _absent(words: list[str], stems: list[str], vocabulary: Collection[str]) -> 
         reasons.append(f"not in the documents: {', '.join(nowhere)}")
     if found:
         reasons.append(f"not in the passages found for this question: {', '.join(found)}")
-    return Coverage(False, tuple(nowhere), "; ".join(reasons))
+    return Coverage(False, tuple(nowhere), "; ".join(reasons), "absent")
 
 
 def split_markers(sentence: str) -> tuple[str, list[int]]:

@@ -38,6 +38,25 @@ def generator():
     return LlamaCppGenerator("", n_threads=os.cpu_count() or 2)
 
 
+def installed_reader() -> Path | None:
+    """The default reader's GGUF in models/, as `make models` (and so `make test`) puts it."""
+    from rag import models
+    from rag.loader import DEFAULT_READER
+
+    return models.installed(models.PACKAGED[DEFAULT_READER], ROOT / "models")
+
+
+@pytest.fixture(scope="session")
+def default_reader():
+    """The shipped reader (Qwen2.5-Coder-1.5B-Instruct), loaded once: a real judge."""
+    from rag.reader import LlamaReader
+
+    path = installed_reader()
+    if path is None:
+        pytest.skip("the default reader is not installed: `make models` (make test does)")
+    return LlamaReader.load(str(path), n_threads=os.cpu_count() or 2)
+
+
 @pytest.fixture(scope="session")
 def seed_settings(tmp_path_factory, embedder):
     """An index of the seed articles, built once."""

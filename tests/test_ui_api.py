@@ -19,6 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from rag import Answer, InputError, RagError, load_index
+from rag.generate import bundled_gguf_path
 from ui import render
 from ui.app import build_app, launch
 from ui.service import Service
@@ -202,7 +203,7 @@ def test_the_model_list_offers_the_bundled_model_and_gguf_files_in_models_dir(se
     (models / "sub").mkdir(parents=True)
     (models / "sub" / "tiny.gguf").write_bytes(b"GGUF")
     assert service.models() == {
-        "SmolLM2-135M-Instruct (bundled)": "",
+        "SmolLM2-135M-Instruct (bundled)": str(bundled_gguf_path()),
         "sub/tiny.gguf": str(models / "sub" / "tiny.gguf"),
     }
 
@@ -257,7 +258,9 @@ def test_ask_returns_the_checked_answer_as_json(client):
         "citations",
         "timings",
         "retrieval_query",
+        "confidence",
         "final",
+        "pending",
     }
     assert r["final"] and r["mode"] in ("generate", "extractive") and not r["abstained"]
     assert "Turkey" in r["answer"] and "Saudi Arabia" in r["answer"]

@@ -1,0 +1,103 @@
+"""How sure the engine is of an answer: a logistic regression over the signals it already has
+(the reader's verdicts, the rule score, whether the question's words are found), fitted on
+labelled questions by `python -m bench.fit_confidence` and shipped as JSON with what it was
+fitted on (`rag/confidence.json`). Nothing here is tuned by hand.
+
+The same file holds how the reader's verdicts are used: how many candidates it judges, when
+it stops early, how its verdict and the rule score combine to choose the passage to quote, and
+the threshold below which the engine says the documents don't say.
+
+    >>> s = Signals(p=(0.9, 0.2), rule=(1.1, 0.9), chosen=0, cosine=0.6, coverage="")
+    >>> round(features(s, reader=True)["reader_logit"], 2)
+    2.2
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PATH = Path(__file__).with_name("confidence.json")
+P_FLOOR = 1e-4  # reader probabilities are clipped to [P_FLOOR, 1 - P_FLOOR] before the logit
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the confidence of one answer is computed from."""
+
+    p: tuple[float, ...]  # the reader's P(answers) per judged candidate; () with no reader
+    rule: tuple[float, ...]  # the rule score of each candidate, best first
+    chosen: int  # the candidate the answer quotes
+    cosine: float  # question to best sentence
+    coverage: str  # "" when the rules find the question covered, else Coverage.kind
+    nowhere: bool = False  # a word the question asks about is in no document at all
+
+
+def logit(p: float) -> float:
+    p = min(1 - P_FLOOR, max(P_FLOOR, p))
+    return math.log(p / (1 - p))
+
+
+def features(s: Signals, reader: bool) -> dict[str, float]:
+    """The named features of `s`; the reader's only when `reader`."""
+    out: dict[str, float] = {}
+    if reader:
+        judged = list(s.p)
+        mine = judged[s.chosen] if s.chosen < len(judged) else 0.0
+        others = [p for i, p in enumerate(judged) if i != s.chosen]
+        out["reader_logit"] = logit(mine)
+        out["reader_other"] = logit(max(others)) if others else logit(0.0)
+        out["chose_top"] = float(s.chosen == 0)
+    out["rule_score"] = s.rule[s.chosen] if s.rule else 0.0
+    out["rule_top"] = s.rule[0] if s.rule else 0.0
+    out["cosine"] = s.cosine
+    out["covered"] = float(not s.coverage)
+    out["absent"] = float(s.coverage == "absent")
+    out["nowhere"] = float(s.nowhere)
+    out["unrelated"] = float(s.coverage == "unrelated")
+    out["no_answer_kind"] = float(s.coverage == "answer")
+    return out
+
+
+@dataclass(frozen=True)
+class Model:
+    """One fitted confidence: for answers judged by a reader, or by the rules alone."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float  # below this confidence, abstain
+    candidates: int = 0  # how many of the best-ranked sentences the reader judges
+    stop_at: float = 1.0  # stop judging after a candidate the reader gives this P(yes)
+    rule_weight: float = 0.0  # choosing: logit(P(yes)) + rule_weight * rule score
+    fitted: dict = field(default_factory=dict)  # what it was fitted on, and how it did
+
+    @property
+    def reader(self) -> bool:
+        return "reader_logit" in self.features
+
+    def choose(self, p: tuple[float, ...], rule: tuple[float, ...]) -> int:
+        """The candidate to quote: the reader's verdict and the rule score, combined."""
+        if not p:
+            return 0
+        return max(range(len(p)), key=lambda i: logit(p[i]) + self.rule_weight * rule[i])
+
+    def confidence(self, s: Signals) -> float:
+        x = features(s, self.reader)
+        z = self.intercept + sum(
+            c * (x[f] - m) / sc for f, m, sc, c in zip(self.features, self.mean, self.scale,
+                                                        self.coef, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def load(path: Path = PATH) -> dict[str, Model]:
+    """{"reader": Model, "rules": Model}; {} before any fit (`python -m bench.fit_confidence`)."""
+    if not path.exists():
+        return {}
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return {k: Model(**{**v, **{f: tuple(v[f]) for f in ("features", "mean", "scale", "coef")}})
+            for k, v in raw["models"].items()}
