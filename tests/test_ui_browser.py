@@ -38,22 +38,26 @@ pytestmark = [
     ),
 ]
 
-# Remembers what was ever on screen (it may be replaced within a frame): the checked quote
-# shown while the model rewrites it, and any raw draft (which must never be shown).
+# Remembers what was ever on screen (it may be replaced within a frame): the quote shown while
+# the reader checks it and while the model rewrites it, and any raw draft (never to be shown).
 WATCH_DRAFTS = """
 window.ragSawDraft = false;
 window.ragSawRewriting = false;
+window.ragSawChecking = false;
 new MutationObserver(() => {
   if (document.querySelector("#rag-chat .rag-draft")) window.ragSawDraft = true;
-  if (document.querySelector("#rag-chat .rag-rewriting")) window.ragSawRewriting = true;
+  const status = document.querySelector("#rag-chat .rag-rewriting");
+  if (status && status.textContent.includes("smoother")) window.ragSawRewriting = true;
+  if (status && status.textContent.includes("Checking the sources")) window.ragSawChecking = true;
 }).observe(document, { childList: true, subtree: true });
 """
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, seed_settings, embedder, generator):
+def app_url(tmp_path_factory, seed_settings, embedder, generator, default_reader):
+    """The app as it ships: the reader checks each quote, then the model rewrites it."""
     service = make_service(
-        tmp_path_factory.mktemp("ui-browser"), seed_settings, embedder, generator
+        tmp_path_factory.mktemp("ui-browser"), seed_settings, embedder, generator, default_reader
     )
     with running(service) as url:
         yield url
@@ -120,6 +124,7 @@ def test_ask_see_the_checked_quote_first_then_click_a_citation_to_see_it_highlig
         page.locator("#rag-chat").get_by_text("Where will Macron meet Trump?").is_visible()
     )  # examples
     visit.ask("Which countries were involved in the backchannel talks?")
+    assert page.evaluate("window.ragSawChecking"), "the quote was not shown while the reader checked"
     assert page.evaluate("window.ragSawRewriting"), "the quote was not shown while the model wrote"
     assert not page.evaluate("window.ragSawDraft")  # the model's raw text is never on screen
     assert page.locator("#rag-chat .rag-rewriting").count() == 0  # the final answer has no status
@@ -131,6 +136,9 @@ def test_ask_see_the_checked_quote_first_then_click_a_citation_to_see_it_highlig
         "quoted from the sources",
     )
     assert "Turkey" in answer.locator(".rag-text").inner_text()
+    # how sure it is, in words, where the rule score used to be
+    assert "likely right" in answer.locator(".rag-confidence").inner_text()
+    assert "score" not in answer.locator(".rag-sources").inner_text()
     cited = quotes(page)
     assert BACKCHANNEL in cited
 
@@ -203,7 +211,7 @@ def test_clearing_while_an_answer_streams_leaves_nothing_behind(visit):
     )
     page.click("#rag-ask")
     expect(page.locator("#rag-question textarea")).to_be_disabled()  # one question at a time
-    page.wait_for_function("window.ragSawRewriting", timeout=ANSWER_TIMEOUT)
+    page.wait_for_function("window.ragSawChecking || window.ragSawRewriting", timeout=ANSWER_TIMEOUT)
     page.click("#rag-clear")
     expect(page.locator("#rag-chat .rag-question")).to_have_count(0)
     expect(page.locator("#rag-question textarea")).to_be_enabled()

@@ -1,5 +1,6 @@
 """The UI's pure parts: HTML rendering, source links, upload names. No models, no server."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_answer_links_each_marker_to_its_span_and_lists_the_source():
     link = render.source_ref(CITE)
     assert f'<a class="rag-cite" href="{link}"' in html and ">[1]</a>" in html
     assert f'<a class="rag-source" href="{link}"' in html
-    assert "A &lt;Title&gt;" in html and "score 1.23" in html
+    assert "A &lt;Title&gt;" in html and "score" not in html  # the rule score means nothing to a reader
     assert "Macron met Trump &lt;at&gt; the &quot;White House&quot; &amp; spoke." in html
     assert render.parse_ref(link) == render.Ref("doc-1", CITE.start, CITE.end, render.digest(QUOTE))
 
@@ -184,3 +185,22 @@ def test_a_quote_being_rewritten_says_so_apart_from_the_answer():
     assert 'class="rag-rewriting" role="status"' in html and "pass the check" in html
     assert "Why:" not in html  # the reason is for the final answer
     assert "rag-rewriting" not in render.answer_html(answer(mode="extractive"))
+
+
+@pytest.mark.parametrize(
+    "mode,confidence,words",
+    [("extractive", 0.91, "very likely right (91%)"), ("extractive", 0.45, "unsure (45%)"),
+     ("extractive", 0.1, "doubtful: check the source (10%)"), ("abstained", 0.85, "sure (85%)"),
+     ("abstained", 0.3, "not sure: the documents may say it in other words (30%)")],
+)
+def test_the_confidence_is_shown_in_words(mode, confidence, words):
+    a = dataclasses.replace(answer(mode=mode), confidence=confidence)
+    assert 'class="rag-confidence"' in render.answer_html(a) and words in render.answer_html(a)
+
+
+def test_no_confidence_is_shown_while_the_reader_checks():
+    a = dataclasses.replace(answer(), confidence=0.9, final=False, pending="reader")
+    html = render.answer_html(a)
+    assert "rag-confidence" not in html and "Checking the sources" in html
+    assert "rag-confidence" not in render.answer_html(dataclasses.replace(a, confidence=None,
+                                                                           final=True, pending=""))

@@ -155,7 +155,8 @@ def build_app(service: Service) -> gr.Blocks:
 
     # -- model -----------------------------------------------------------------------------
     def model_status():
-        return f'<div class="rag-file">Answering with <b>{escape(service.model_name())}</b>.</div>'
+        return (f'<div class="rag-file">Answering with <b>{escape(service.model_name())}</b>; '
+                f"{escape(service.reader_name())}.</div>")
 
     def load_model(name):
         try:

