@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from rag import confidence as conf
-from rag.types import Lead
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench-results" / "confidence"
@@ -49,7 +48,7 @@ def _key(reader_name: str) -> str:
 
 
 def collect(args, settings) -> int:
-    from rag.compose import quote
+    from rag.compose import quoted
     from rag.embed import load_embedder
     from rag.loader import make_models
     from rag.pipeline import Pipeline
@@ -101,13 +100,17 @@ def collect(args, settings) -> int:
             if not row["hard"]:
                 cands = found.ranked[: args.candidates]
                 asked = query.search if query.history else query.text
+                # what the engine shows the reader, and quotes: each sentence with its completion
+                units = [pipeline.unit(query, e, found, retriever) for e in cands]
                 t = time.perf_counter()
-                p = reader.judge(asked, [Candidate(e.text, _heading(e, found)) for e in cands])
+                p = reader.judge(asked, [Candidate(" ".join(x.text for x in unit),
+                                                   _heading(e, found))
+                                         for e, unit in zip(cands, units, strict=True)])
                 row["ms"] = (time.perf_counter() - t) * 1000
                 row["p"] = p
                 row["rule"] = [e.score for e in cands]
-                row["right"] = [right(quote([Lead(e, retriever.next_sentence(e))], found.ranked,
-                                            query.asking).text) for e in cands]
+                row["right"] = [right(quoted(pipeline.shown(query, unit, found)).text)
+                                for unit in units]
             rows.append(row)
             print(f"{c.name} {item.id} {row.get('p')}", file=sys.stderr, flush=True)
         dest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -155,13 +158,17 @@ def _simulate(row: dict, n: int, stop: float, weight: float, model_reader: bool)
     return s, label
 
 
-def _design(rows, n, stop, weight, reader):
+def _design(rows, n, stop, weight, reader, label="right"):
+    """Features and labels: "right" (the quote answers the question) or "unanswerable" (the
+    documents do not answer it)."""
     xs, ys, groups, keep = [], [], [], []
     for r in rows:
         sim = _simulate(r, n, stop, weight, reader)
         if sim is None:
             continue
         s, y = sim
+        if label == "unanswerable":
+            y = not r["answerable"]
         f = conf.features(s, reader)
         xs.append([f[k] for k in f])
         ys.append(int(y))
@@ -246,10 +253,12 @@ def fit(args) -> int:
     print(f"chosen: judge {n} candidates, stop at P {stop}, rule weight {weight}: "
           f"{score['right']:.3f} right outcomes, {judged:.2f} judged per question", file=sys.stderr)
     models = {}
-    for name, reader in (("reader", True), ("rules", False)):
-        names, x, y, groups, kept = _design(rows, n, stop, weight, reader)
+    for name, reader, label in (("reader", True, "right"), ("rules", False, "right"),
+                                ("reader_unanswerable", True, "unanswerable"),
+                                ("rules_unanswerable", False, "unanswerable")):
+        names, x, y, groups, kept = _design(rows, n, stop, weight, reader, label)
         predicted = _loco(x, y, groups)
-        threshold = _best_threshold(predicted, y, kept, rows) if reader else 0.0
+        threshold = _best_threshold(predicted, y, kept, rows) if name == "reader" else 0.0
         per_corpus = {}
         for g in corpora:
             m = groups == g
@@ -257,7 +266,8 @@ def fit(args) -> int:
                 continue
             sub = [r for r, k in zip(kept, m, strict=True) if k]
             per_corpus[g] = {k: round(v, 3) for k, v in _outcomes(
-                predicted[m], y[m], sub, threshold, [r for r in rows if r["corpus"] == g]).items()}
+                predicted[m], y[m], sub, threshold, [r for r in rows if r["corpus"] == g]).items()
+                } if label == "right" else {}
             if len(set(y[m])) > 1:
                 per_corpus[g]["auc"] = round(float(roc_auc_score(y[m], predicted[m])), 3)
         scaler, model = _fit(x, y)
@@ -265,6 +275,7 @@ def fit(args) -> int:
             "features": names, "mean": scaler.mean_.round(6).tolist(),
             "scale": scaler.scale_.round(6).tolist(), "coef": model.coef_[0].round(6).tolist(),
             "intercept": round(float(model.intercept_[0]), 6), "threshold": threshold,
+            "label": label,
             "candidates": n if reader else 0, "stop_at": stop if reader else 1.0,
             "rule_weight": weight if reader else 0.0,
             "fitted": {"leave_one_corpus_out": per_corpus,

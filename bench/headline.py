@@ -5,6 +5,9 @@ documents are indexed, and what the shipped embedding path costs in retrieval qu
     first_answer_p95_ms_20_users   child process), through /ask; each is timed from its request
                                    until the checked answer (the quote or the abstention)
                                    reaches it
+    reader_p50_ms, reader_p95_ms   one person: from the question to the reader's verdict (the
+                                   judged quote or abstention that replaces the first answer)
+    reader_p50_ms_20_users         the same for the 20 clients at once
     answer_p50_ms                  one person, questions asked one after another, to the final
                                    answer (the model's checked rewrite, or the quote)
     recall_delta                   recall@k of the gold passages with the shipped embedder minus
@@ -44,18 +47,22 @@ USERS = 20
 # -- one person ---------------------------------------------------------------------------
 def single_user(pipeline: Pipeline, questions: list[str]) -> dict:
     """First and final answer times of questions asked one after another, in the default mode."""
-    first, final, modes = [], [], []
+    first, final, verdicts, modes = [], [], [], []
     for q in questions:
         t0 = time.perf_counter()
-        seen = None
+        seen, answer = None, None
         for event in pipeline.stream(q):
             if isinstance(event, Answer):
                 seen = seen if seen is not None else time.perf_counter() - t0
+                if answer is not None and answer.pending == "reader" and event.pending != "reader":
+                    verdicts.append((time.perf_counter() - t0) * 1000)
                 answer = event
         final.append((time.perf_counter() - t0) * 1000)
         first.append(seen * 1000)
         modes.append(answer.mode)
-    return {"questions": len(questions), "first_answer_p50_ms": percentile(first, 50),
+    return {"questions": len(questions), "reader": getattr(pipeline.reader, "name", "none"),
+            "first_answer_p50_ms": percentile(first, 50),
+            "reader_p50_ms": percentile(verdicts, 50), "reader_p95_ms": percentile(verdicts, 95),
             "answer_p50_ms": percentile(final, 50), "answer_p95_ms": percentile(final, 95),
             "modes": {m: modes.count(m) for m in sorted(set(modes))}}
 
@@ -96,11 +103,13 @@ def concurrent_users(seeds: Path, questions: list[str], users: int = USERS,
         rows = _ask_all(cmd, env, url, questions, users)
     first = [r["first_ms"] for r in rows if "first_ms" in r]
     final = [r["final_ms"] for r in rows if "final_ms" in r]
+    verdict = [r["verdict_ms"] for r in rows if "verdict_ms" in r]
     modes = [r.get("mode", "error") for r in rows]
     return {"users": users, "answered": len(final), "errors": [r["error"] for r in rows
                                                              if "error" in r][:3],
             "first_answer_p50_ms": percentile(first, 50), "first_answer_p95_ms": percentile(first, 95),
             "final_answer_p50_ms": percentile(final, 50), "final_answer_p95_ms": percentile(final, 95),
+            "reader_p50_ms": percentile(verdict, 50), "reader_p95_ms": percentile(verdict, 95),
             "modes": {m: modes.count(m) for m in sorted(set(modes))}}
 
 
@@ -144,8 +153,13 @@ def _ask_all(cmd: list[str], env: dict, url: str, questions: list[str], users: i
                 start.wait()
                 t0 = time.perf_counter()
                 try:
+                    checking = False
                     for out in _answers(clients[i], url, q):
-                        rows[i].setdefault("first_ms", (time.perf_counter() - t0) * 1000)
+                        now = (time.perf_counter() - t0) * 1000
+                        rows[i].setdefault("first_ms", now)
+                        if checking and out.get("pending") != "reader":
+                            rows[i].setdefault("verdict_ms", now)
+                        checking = out.get("pending") == "reader"
                         rows[i]["mode"] = out["mode"]
                     rows[i]["final_ms"] = (time.perf_counter() - t0) * 1000
                 except Exception as e:  # noqa: BLE001 - every failure is reported
@@ -194,6 +208,13 @@ def headline(results: dict) -> dict:
         "recall_delta": results.get("recall", {}).get("recall_delta"),
         "first_answer_p50_ms_20_users": users.get("first_answer_p50_ms"),
         "first_answer_p95_ms_20_users": users.get("first_answer_p95_ms"),
+        "reader": alone.get("reader"),
+        "reader_p50_ms": alone.get("reader_p50_ms"),
+        "reader_p95_ms": alone.get("reader_p95_ms"),
+        "reader_p50_ms_20_users": users.get("reader_p50_ms"),
+        "reader_p95_ms_20_users": users.get("reader_p95_ms"),
+        "vector_extensions": results["machine"]["vector_extensions"]["best"],
+        "embedder": results["machine"].get("embedder"),
     }
 
 
@@ -205,11 +226,15 @@ def lines(results: dict) -> list[str]:
         out.append(f"   {k:<30} {v if v is not None else 'not measured'}")
     if alone:
         out.append(f"   one person, {alone['questions']} questions: first answer p50 "
-                   f"{alone['first_answer_p50_ms']} ms, final p50/p95 {alone['answer_p50_ms']} / "
+                   f"{alone['first_answer_p50_ms']} ms, the reader's verdict p50/p95 "
+                   f"{alone['reader_p50_ms']} / {alone['reader_p95_ms']} ms ({alone['reader']}), "
+                   f"final p50/p95 {alone['answer_p50_ms']} / "
                    f"{alone['answer_p95_ms']} ms; {json.dumps(alone['modes'])}")
     if users:
         out.append(f"   {users['users']} people at once: first answer p50/p95 "
-                   f"{users['first_answer_p50_ms']} / {users['first_answer_p95_ms']} ms; final "
+                   f"{users['first_answer_p50_ms']} / {users['first_answer_p95_ms']} ms; the "
+                   f"reader's verdict p50/p95 {users['reader_p50_ms']} / {users['reader_p95_ms']} "
+                   "ms; final "
                    f"answer p50/p95 {users['final_answer_p50_ms']} / "
                    f"{users['final_answer_p95_ms']} ms; answered {users['answered']}; "
                    f"{json.dumps(users['modes'])}" + (f"; errors {users['errors']}"

@@ -18,7 +18,7 @@ from .errors import (
 )
 from .indexer import IndexReport, load_index, remove_document, update
 from .ingest import SUPPORTED as SUPPORTED_TYPES
-from .loader import make_generator, make_models, open_pipeline
+from .loader import check_models, make_generator, make_models, open_pipeline
 from .pipeline import Pipeline
 from .query import Query, check_question, retrieval_query
 from .settings import Settings
@@ -45,6 +45,7 @@ __all__ = [
     "Settings",
     "check_question",
     "load_index",
+    "check_models",
     "make_generator",
     "make_models",
     "open_pipeline",

@@ -67,10 +67,23 @@ def render(claims: Sequence[Claim]) -> Rendered:
 
 
 def quote(leads: Sequence[Lead], ranked: Sequence[Evidence], ask: Ask | None = None) -> Rendered:
-    """Quote the best sentence for each part of the question. The sentence after a lead, in
-    the same paragraph, joins it when together they carry the thought: when it elaborates the
-    lead ("He believes ...") and ranks close to it, or when it finishes the answer the lead
-    begins (`completes`)."""
+    """Quote the best sentence for each part of the question (see `selection`)."""
+    return quoted(selection(leads, ranked, ask))
+
+
+def quoted(chosen: Sequence[Evidence]) -> Rendered:
+    """Sentences quoted word for word, each citing itself."""
+    # a hard-wrapped quote reads as one line; its citation keeps the exact text
+    return render([Claim(" ".join(ev.text.split()), [ev]) for ev in chosen])
+
+
+def selection(leads: Sequence[Lead], ranked: Sequence[Evidence], ask: Ask | None = None,
+              other_doc: bool = True) -> list[Evidence]:
+    """The sentences to quote: the best for each part of the question. The sentence after a
+    lead, in the same paragraph, joins it when together they carry the thought: when it
+    elaborates the lead ("He believes ...") and ranks close to it, or when it finishes the
+    answer the lead begins (`completes`). With `other_doc`, another document's best sentence
+    joins a single lead when it answers nearly as well."""
     scores = {(e.doc_id, e.start): e.score for e in ranked}
     chosen: list[Evidence] = []
     for lead, after in leads:
@@ -82,13 +95,12 @@ def quote(leads: Sequence[Lead], ranked: Sequence[Evidence], ask: Ask | None = N
             if (_ELABORATES.match(after.text) and score >= FOLLOW_ON * lead.score) or (
                     ask is not None and completes(ask, lead.text, after.text)):
                 chosen.append(dataclasses.replace(after, score=score))
-    if len(leads) == 1:  # another document's best sentence, if it answers nearly as well
+    if len(leads) == 1 and other_doc:  # another document's best sentence, nearly as good
         best = leads[0].sentence
         other = next((e for e in ranked if e.doc_id != best.doc_id), None)
         if other is not None and other.score >= OTHER_DOC * best.score:
             chosen.append(other)
-    # a hard-wrapped quote reads as one line; its citation keeps the exact text
-    return render([Claim(" ".join(ev.text.split()), [ev]) for ev in chosen])
+    return chosen
 
 
 def completes(ask: Ask, lead: str, after: str) -> bool:

@@ -75,6 +75,7 @@ class Model:
     stop_at: float = 1.0  # stop judging after a candidate the reader gives this P(yes)
     rule_weight: float = 0.0  # choosing: logit(P(yes)) + rule_weight * rule score
     fitted: dict = field(default_factory=dict)  # what it was fitted on, and how it did
+    label: str = "right"  # what it predicts: the quote is right, or the question unanswerable
 
     @property
     def reader(self) -> bool:
@@ -95,7 +96,9 @@ class Model:
 
 
 def load(path: Path = PATH) -> dict[str, Model]:
-    """{"reader": Model, "rules": Model}; {} before any fit (`python -m bench.fit_confidence`)."""
+    """{"reader": Model, "rules": Model, "reader_unanswerable": Model, "rules_unanswerable":
+    Model}: P(the quote is right), and P(the documents do not answer the question), from the
+    reader's signals or the rules' alone; {} before any fit (`python -m bench.fit_confidence`)."""
     if not path.exists():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))

@@ -3,6 +3,7 @@ any OpenAI-compatible server (llama.cpp's server, vLLM, Ollama) at a URL."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -62,6 +63,39 @@ def resolve_gguf(path: str) -> Path:
     return p
 
 
+class ModelLock:
+    """The CPU of one loaded model, held by one call at a time: llama.cpp's threads take every
+    core, so two calls at once only slow each other. A call marked `first` (the reader's
+    verdict, which a person is waiting on) goes before calls not marked (rewrites) that wait
+    for the model; none is cut short.
+
+        >>> lock = ModelLock()
+        >>> with lock.hold(first=True):
+        ...     pass
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._busy = False
+        self._first_waiting = 0
+
+    @contextlib.contextmanager
+    def hold(self, first: bool = False):
+        with self._cond:
+            self._first_waiting += first
+            try:
+                self._cond.wait_for(lambda: not self._busy and (first or not self._first_waiting))
+            finally:
+                self._first_waiting -= first
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
 class LlamaCppGenerator:
     """llama-cpp-python in this process. One context, so calls are serialized by a lock.
 
@@ -87,13 +121,13 @@ class LlamaCppGenerator:
         self.name = path.name
         self.path = path
         self.context_tokens = self.llm.n_ctx()
-        self.lock = threading.Lock()  # one context: the reader, if it shares it, takes it too
+        self.lock = ModelLock()  # one model's CPU: the reader, if it shares the model, too
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
-        with self.lock:
+        with self.lock.hold():
             for part in self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,

@@ -51,6 +51,26 @@ def reader_gguf(settings: Settings) -> str | None:
     return str(path)
 
 
+def check_models(settings: Settings) -> None:
+    """A ModelError naming the fix when a model file the settings name is missing or not a
+    GGUF; quick, so a server can say so before it loads them in the background."""
+    from .generate import resolve_gguf
+
+    if settings.gguf and not settings.llm_url:
+        resolve_gguf(settings.gguf)
+    gguf = reader_gguf(settings)
+    if gguf:
+        resolve_gguf(gguf)
+
+
+def writer_gguf(settings: Settings) -> str:
+    """The GGUF file the generator loads (without loading it): --gguf, else the reader's
+    model, else the bundled SmolLM2."""
+    from .generate import bundled_gguf_path
+
+    return settings.gguf or (reader_gguf(settings) or "") or str(bundled_gguf_path())
+
+
 def make_generator(settings: Settings, default_gguf: str = "") -> Generator:
     """The model that writes: the server, the --gguf file, else `default_gguf` (the reader's
     model, so one model is loaded), else the bundled SmolLM2."""

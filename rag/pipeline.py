@@ -66,9 +66,11 @@ class Judged(NamedTuple):
     """The reader's verdicts on the best-ranked sentences of one question."""
 
     candidates: list[Evidence]  # the sentences judged, best rule score first
+    units: list[list[Evidence]]  # what quoting each shows (the sentence, and its completion)
     p: tuple[float, ...]  # the reader's P(answers the question), one per candidate
     signals: confidence_.Signals
     confidence: float  # P(the quoted answer is right), from the fitted model
+    unanswerable: float  # P(the documents do not answer the question), likewise
 
 
 class Pipeline:
@@ -191,19 +193,24 @@ class Pipeline:
         """The rules' answer with the confidence the rules-only model gives it."""
         if rules.coverage is None or "rules" not in self.models:
             return answer
-        model = self.models["rules"]
         rule = tuple(e.score for e in found.ranked[:1])
-        sure = model.confidence(confidence_.Signals(
+        signals = confidence_.Signals(
             (), rule, 0, rules.cosine, "" if rules.coverage.covered else rules.coverage.kind,
-            bool(rules.coverage.missing)))
-        return dataclasses.replace(answer, confidence=1 - sure if answer.abstained else sure)
+            bool(rules.coverage.missing))
+        model = self.models["rules_unanswerable" if answer.abstained else "rules"]
+        return dataclasses.replace(answer, confidence=model.confidence(signals))
 
-    def assess(self, reader: Reader, query: Query, found: Retrieved, rules: Rules) -> Judged | None:
+    def assess(self, reader: Reader, query: Query, found: Retrieved, rules: Rules,
+               retriever: Retriever) -> Judged | None:
         """The reader's verdicts on the best-ranked sentences, and the confidence they give;
         None when the reader gave no probabilities."""
         model = self.models["reader"]
         candidates = found.ranked[: model.candidates]
-        shown = [Candidate(ev.text, _heading(ev, found)) for ev in candidates]
+        # the reader judges what would be quoted: a sentence with the next one of its paragraph
+        # when that one finishes it
+        units = [self.unit(query, ev, found, retriever) for ev in candidates]
+        shown = [Candidate(" ".join(e.text for e in unit), _heading(ev, found))
+                 for ev, unit in zip(candidates, units, strict=True)]
         asked = query.search if query.history else query.text
         p = reader.judge(asked, shown, model.stop_at)
         if p is None:
@@ -215,7 +222,25 @@ class Pipeline:
         signals = confidence_.Signals(
             tuple(p), rule, chosen, rules.cosine,
             "" if rules.coverage.covered else rules.coverage.kind, bool(rules.coverage.missing))
-        return Judged(judged, tuple(p), signals, model.confidence(signals))
+        return Judged(judged, units[: len(p)], tuple(p), signals, model.confidence(signals),
+                      self.models["reader_unanswerable"].confidence(signals))
+
+    @staticmethod
+    def shown(query: Query, unit: list[Evidence], found: Retrieved) -> list[Evidence]:
+        """What the answer quotes for a judged unit: the unit, and for a compound question
+        the best sentence of each other part."""
+        if len(query.parts) == 1:
+            return list(unit)
+        held = {(e.doc_id, e.start) for e in unit}
+        return list(unit) + [lead.sentence for lead in found.leads[1:]
+                             if (lead.sentence.doc_id, lead.sentence.start) not in held]
+
+    def unit(self, query: Query, ev: Evidence, found: Retrieved,
+             retriever: Retriever) -> list[Evidence]:
+        """What quoting `ev` shows: it, and the next sentence of its paragraph when that one
+        finishes or elaborates it."""
+        lead = Lead(ev, retriever.next_sentence(ev))
+        return compose.selection([lead], found.ranked, query.asking, other_doc=False)
 
     def judge(self, reader: Reader, query: Query, found: Retrieved, rules: Rules,
               retriever: Retriever, s: Settings) -> Answer:
@@ -224,7 +249,7 @@ class Pipeline:
         probabilities leaves the rules' answer, saying so."""
         first = rules.abstention or self.quote(query, found)
         try:
-            judged = self.assess(reader, query, found, rules)
+            judged = self.assess(reader, query, found, rules, retriever)
         except (ModelError, ValueError, RuntimeError) as e:
             log.warning("the reader failed: %s", e)
             judged, why = None, f"the reader failed ({e})"
@@ -233,7 +258,6 @@ class Pipeline:
         if judged is None:
             answer = self.rules_confidence(first, found, rules)
             return dataclasses.replace(answer, note=f"{answer.note}; {why}, so the rules decided")
-        best = judged.candidates[judged.signals.chosen]
         p_best = judged.p[judged.signals.chosen]
         threshold = self.models["reader"].threshold
         checked = len(judged.p)
@@ -243,10 +267,9 @@ class Pipeline:
                     f"confidence {judged.confidence:.2f}, below {threshold:.2f})")
             if rules.abstention is not None:
                 return dataclasses.replace(rules.abstention, note=f"{rules.abstention.note}; {said}",
-                                           confidence=1 - judged.confidence)
-            return _abstain(query, _dont_say((), s.collection), said, 1 - judged.confidence)
-        lead = Lead(best, retriever.next_sentence(best))
-        rendered = compose.quote([lead], found.ranked, query.asking)
+                                           confidence=judged.unanswerable)
+            return _abstain(query, _dont_say((), s.collection), said, judged.unanswerable)
+        rendered = compose.quoted(self.shown(query, judged.units[judged.signals.chosen], found))
         note = f"the reader judged this passage answers it (P {p_best:.2f})"
         if rules.abstention is not None:
             note += f", though the rules doubted it ({rules.abstention.note})"

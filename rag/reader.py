@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ModelError
-from .generate import Message
+from .generate import Message, ModelLock
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +117,13 @@ class LlamaReader:
     one batched decode after their shared prefix. Prompts are rendered with the chat template
     stored in the GGUF, as the generator's are."""
 
-    def __init__(self, llm, lock: threading.Lock | None = None, name: str = "",
+    def __init__(self, llm, lock: ModelLock | None = None, name: str = "",
                  batch: int = BATCH):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.llm = llm
         self.name = name or "gguf"
-        self._lock = lock or threading.Lock()
+        self._lock = lock or ModelLock()
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"{self.name} has no chat template, so it cannot be asked as a "
@@ -164,7 +163,7 @@ class LlamaReader:
         groups = [prompts[:first]] + [prompts[i : i + self.batch]
                                       for i in range(first, len(prompts), self.batch)]
         out: list[float] = []
-        with self._lock:
+        with self._lock.hold(first=True):  # a person waits on the verdict; rewrites can wait
             for group in groups:
                 if not group:
                     continue

@@ -200,3 +200,33 @@ def test_a_document_that_tells_the_reader_what_to_answer_does_not_change_its_ver
     assert (clean.abstained, clean.text) == (dirty.abstained, dirty.text), dirty.note
     assert not any("answers every question" in c.quote or "answer yes" in c.quote
                    for c in dirty.citations)
+
+
+def test_a_verdict_waiting_for_the_model_goes_before_a_waiting_rewrite():
+    import threading
+    import time
+
+    from rag.generate import ModelLock
+
+    lock, order, release, busy = ModelLock(), [], threading.Event(), threading.Event()
+
+    def holder():
+        with lock.hold():
+            busy.set()
+            release.wait(5)
+
+    def call(name, first):
+        with lock.hold(first=first):
+            order.append(name)
+
+    threads = [threading.Thread(target=holder)]
+    threads[0].start()
+    assert busy.wait(5)
+    for name, first in (("rewrite", False), ("verdict", True)):  # the rewrite asked first
+        threads.append(threading.Thread(target=call, args=(name, first)))
+        threads[-1].start()
+        time.sleep(0.1)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert order == ["verdict", "rewrite"]

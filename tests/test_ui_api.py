@@ -500,3 +500,28 @@ def test_a_rewrite_waits_until_no_one_else_is_waiting_for_a_quote(tmp_path, seed
     waiting.join(10)
     assert started and len(model.prompts) == 1  # now it runs
     assert list(events)[-1].final
+
+
+def test_models_loading_in_the_background_are_waited_for_and_a_failed_load_is_no_model():
+    from concurrent.futures import Future
+
+    from rag import ModelError
+    from ui.loading import Loading
+
+    pending: Future = Future()
+    reader, writer = Loading(pending, 1), Loading(pending, 0)
+    assert not reader.ready
+    threading.Timer(0.2, pending.set_result, [("the writer", Scripted())]).start()
+    assert reader.judge("q?", ["a passage"]) == [0.9]  # waited for the load
+    assert writer.upper() == "THE WRITER" and reader.ready
+
+    failed: Future = Future()
+    failed.set_exception(ModelError("no such file"))
+    assert Loading(failed, 1).judge("q?", ["a passage"]) is None  # the rules decide
+    with pytest.raises(ModelError, match="could not be loaded"):
+        Loading(failed, 0).stream
+
+
+class Scripted:
+    def judge(self, question, candidates, stop_at=1.0):
+        return [0.9 for _ in candidates]

@@ -190,8 +190,9 @@ def test_a_quote_being_rewritten_says_so_apart_from_the_answer():
 @pytest.mark.parametrize(
     "mode,confidence,words",
     [("extractive", 0.91, "very likely right (91%)"), ("extractive", 0.45, "unsure (45%)"),
-     ("extractive", 0.1, "doubtful: check the source (10%)"), ("abstained", 0.85, "sure (85%)"),
-     ("abstained", 0.3, "not sure: the documents may say it in other words (30%)")],
+     ("extractive", 0.1, "doubtful: check the source (10%)"),
+     ("abstained", 0.85, "likely not in the documents (85%)"),
+     ("abstained", 0.3, "unsure: the documents may say it in other words (30%)")],
 )
 def test_the_confidence_is_shown_in_words(mode, confidence, words):
     a = dataclasses.replace(answer(mode=mode), confidence=confidence)

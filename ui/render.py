@@ -38,8 +38,8 @@ BADGES = {  # mode -> (label, what it means, shown as a tooltip)
 # "the documents don't say"; each (lowest confidence, words), highest first
 SURE_OF_ANSWER = ((0.8, "very likely right"), (0.6, "likely right"), (0.4, "unsure"),
                   (0.0, "doubtful: check the source"))
-SURE_OF_ABSTAINING = ((0.8, "sure"), (0.6, "fairly sure"), (0.0, "not sure: the documents may "
-                                                                 "say it in other words"))
+SURE_OF_ABSTAINING = ((0.8, "likely not in the documents"), (0.5, "probably not in the documents"),
+                      (0.0, "unsure: the documents may say it in other words"))
 CONFIDENCE_HELP = ("How likely this is right, from a model fitted on questions with known "
                    "answers: the reader's verdict, how well the passage matches, and whether "
                    "the question's words are in the documents")

@@ -27,6 +27,7 @@ from rag.embed import load_embedder
 from rag.generate import bundled_gguf_path
 from rag.ingest import read_text
 
+from .loading import Loading
 from .render import DocRow, Ref, digest
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class Service:
         self.settings = settings
         self.embedder = embedder  # the raw embedder, for indexing (the pipeline caches its own)
         self.pipeline = pipeline
-        self.model = self._name_of(getattr(pipeline.generator, "path", settings.gguf))
+        self.model = self._name_of(rag.loader.writer_gguf(settings))
         self._index_lock = threading.Lock()
         self._model_lock = threading.Lock()
         # uploads are indexed one at a time, off the request that sent them
@@ -145,11 +146,14 @@ class Service:
 
     @classmethod
     def start(cls, settings: Settings, index_paths: Sequence[str] = (), say=print) -> Service:
-        """Load the models, update the index from `index_paths`, and build the pipeline."""
+        """Update the index and build the pipeline; the reader and writer load in the
+        background (ui.loading), quotes are answered meanwhile. A bad model file fails now."""
         embedder = load_embedder(settings.embed_model, settings.embed_backend)
+        rag.check_models(settings)
         index = refresh_index(settings, embedder, index_paths, say)
-        generator, reader = rag.make_models(settings, with_llm=True)
-        return cls(settings, embedder, rag.Pipeline(settings, index, embedder, generator, reader))
+        load = ThreadPoolExecutor(1, "rag-models").submit(rag.make_models, settings, True)
+        return cls(settings, embedder, rag.Pipeline(settings, index, embedder, Loading(load, 0),
+                                                    Loading(load, 1)))
 
     # -- answers ---------------------------------------------------------------------------
     def overrides(self, top_k=None, mode=None) -> dict:
@@ -445,10 +449,16 @@ class Service:
         if self.settings.llm_url:
             return f"the LLM server at {self.settings.llm_url}"
         gen = self.pipeline.generator
+        if isinstance(gen, Loading) and not gen.ready:
+            return f"{Path(rag.loader.writer_gguf(self.settings)).name} (loading)"
         return getattr(gen, "name", "no model") if gen else "no model"
 
     def reader_name(self) -> str:
         reader = self.pipeline.reader
+        if isinstance(reader, Loading):
+            if not reader.ready:
+                return "the reader that checks the passages is loading"
+            reader = reader.model()
         if reader is None:
             return ("no reader model checks the passages (the rules alone decide; `make models` "
                     "installs the reader)")
