@@ -230,3 +230,42 @@ def test_a_verdict_waiting_for_the_model_goes_before_a_waiting_rewrite():
     for t in threads:
         t.join(5)
     assert order == ["verdict", "rewrite"]
+
+
+# -- a manual page, as people export one (tests/data/adduser.conf.5.txt) ---------------------
+ADDUSER = [
+    ("What is the default login shell for new users?", "Defaults to /bin/bash."),
+    pytest.param("What permissions do new home directories get by default?", "Defaults to 0700.",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "the rules rank DHOME first and the 1.5B reader judges it answers (P 0.67, "
+                     "DIR_MODE 0.35): a bigger reader is needed to tell the two apart"))),
+    ("What range of GIDs is used for system groups?", "Defaults to 100 - 999."),
+    ("What is the default value of ADD_EXTRA_GROUPS?", "Defaults to 0."),
+]
+
+
+@pytest.fixture(scope="module")
+def adduser(tmp_path_factory, embedder):
+    import shutil
+
+    from rag import load_index, update
+
+    from .conftest import ROOT
+
+    docs = tmp_path_factory.mktemp("adduser")
+    shutil.copy(ROOT / "tests" / "data" / "adduser.conf.5.txt", docs)
+    settings = Settings.load(env={}, index_dir=str(docs / "index"), mode="extractive")
+    update(settings, embedder, [str(docs)])
+    return settings, load_index(settings, embedder), (docs / "adduser.conf.5.txt").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question,default", ADDUSER)
+def test_a_man_page_option_is_answered_with_its_default_quoted_exactly(
+    default_reader, adduser, embedder, question, default
+):
+    settings, index, text = adduser
+    answer = Pipeline(settings, index, embedder, None, default_reader).ask(question)
+    assert default in " ".join(answer.text.split()), (answer.text, answer.note)
+    for c in answer.citations:
+        assert text[c.start : c.end] == c.quote
