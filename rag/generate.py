@@ -96,6 +96,47 @@ class ModelLock:
                 self._cond.notify_all()
 
 
+class _KeepStreams:
+    """Stands in for llama-cpp-python's `suppress_stdout_stderr`, which quiets a model load by
+    pointing file descriptors 1 and 2 of the whole process at /dev/null: with the models loading
+    in a background thread, that swallowed whatever other threads printed meanwhile (the
+    server's "Running on local URL"). With verbose=False its log callback already drops
+    llama.cpp's messages below ERROR, so nothing is lost by keeping the streams."""
+
+    def __init__(self, disable: bool = True):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return None
+
+
+_llama_log = logging.getLogger("llama.cpp")
+_log_callback = None  # kept referenced: llama.cpp calls it from C
+
+
+def llama_class():
+    """llama_cpp.Llama, its loads made safe to run beside other threads (see _KeepStreams),
+    and llama.cpp's own messages sent to the log (`-v` shows them) instead of stderr."""
+    global _log_callback
+    import ctypes
+
+    import llama_cpp
+    from llama_cpp import _internals
+    from llama_cpp import llama as module
+
+    module.suppress_stdout_stderr = _internals.suppress_stdout_stderr = _KeepStreams
+    if _log_callback is None:
+        @llama_cpp.llama_log_callback
+        def _log_callback(level, text, user_data):
+            _llama_log.debug("%s", text.decode("utf-8", "replace").rstrip())
+
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+    return llama_cpp.Llama
+
+
 class LlamaCppGenerator:
     """llama-cpp-python in this process. One context, so calls are serialized by a lock.
 
@@ -105,10 +146,8 @@ class LlamaCppGenerator:
 
     def __init__(self, gguf: str = "", n_threads: int = 2, n_ctx: int = 2048):
         path = resolve_gguf(gguf)
-        from llama_cpp import Llama
-
         try:
-            self.llm = Llama(
+            self.llm = llama_class()(
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_threads=n_threads,

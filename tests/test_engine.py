@@ -125,8 +125,13 @@ def test_extractive_mode_needs_no_llm(pipeline):
 
 def test_json_contract(pipeline):
     data = pipeline.ask("Which countries were involved in the backchannel talks?").to_json()
-    assert set(data) >= {"question", "answer", "abstained", "mode", "citations", "timings"}
-    assert set(data["timings"]) == {"retrieve_ms", "first_answer_ms", "generate_ms", "total_ms"}
+    assert set(data) >= {
+        "question", "answer", "abstained", "mode", "citations", "timings", "confidence"
+    }
+    assert set(data["timings"]) == {
+        "retrieve_ms", "first_answer_ms", "reader_ms", "generate_ms", "total_ms"
+    }
+    assert 0.0 <= data["confidence"] <= 1.0
     for c in data["citations"]:
         assert set(c) == {"n", "doc_id", "title", "source", "start", "end", "quote"}
         assert file_text(c["source"])[c["start"] : c["end"]] == c["quote"]
