@@ -23,7 +23,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embed-model", help="a local sentence-transformers folder (RAG_EMBED_MODEL)")
     g.add_argument("--embed-backend", metavar=_one_of("embed_backend"),
                    help="how the embedder runs (RAG_EMBED_BACKEND)")
-    g.add_argument("--gguf", help="a GGUF model file (RAG_GGUF; default: bundled SmolLM2-135M)")
+    g.add_argument("--gguf", help="the GGUF model that writes answers (RAG_GGUF; default: the "
+                   "reader's model, else the bundled SmolLM2-135M)")
     g.add_argument("--reader", help="the model that judges whether a passage answers: none, "
                    "server, a .gguf file or a packaged name (RAG_READER; default: the --gguf "
                    "model, else the packaged qwen2.5-coder-1.5b once `make models` installed it)")
