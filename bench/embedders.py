@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, default=256, help="chunk texts timed per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="speed and cosine only")
-    p.add_argument("--only", help="comma-separated backend labels to run (today's always runs)")
+    p.add_argument("--only", help="backend labels to run, separated by semicolons (labels hold commas; "
+                   "today's always runs)")
     p.add_argument("--model2vec", default="", help="a model2vec folder distilled from MiniLM")
     p.add_argument("--out", default="bench-results/embedders.json")
     args = p.parse_args(argv)
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         chosen = backends(Path(tmp), args.model2vec)
         if args.only:
-            keep = {TODAY, *args.only.split(",")}
+            keep = {TODAY, *(label.strip() for label in args.only.split(";"))}
             chosen = {k: v for k, v in chosen.items() if k in keep}
         models: dict[str, Embedder] = {}
         for label, make in chosen.items():

@@ -31,6 +31,7 @@ import numpy as np
 import rag.index as rag_index
 from bench import headline
 from rag.chunking import split_sentences
+from rag.cpu import cpu, vector_extensions
 from rag.embed import Embedder, load_embedder
 from rag.errors import InputError
 from rag.index import DocEntry, Index, IndexConfig
@@ -108,31 +109,9 @@ def _repo_file(name: str) -> Path:
 
 
 def machine() -> dict:
-    cpu, flags = "unknown", set()
-    if Path("/proc/cpuinfo").exists():
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        models = [x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")]
-        cpu = models[0] if models else cpu
-        flags = set(next((x.split(":", 1)[1].split() for x in lines if x.startswith("flags")), []))
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_start": _load(),
+    name, flags = cpu()
+    return {"cpu": name, "cores": os.cpu_count(), "load_start": _load(),
             "vector_extensions": vector_extensions(flags), "caps": _caps()}
-
-
-def vector_extensions(flags: set[str]) -> dict:
-    """Which of the CPU's vector extensions matter here: AVX2 (every laptop of the last decade),
-    AVX-512, its int8 dot products (VNNI) and bf16, AVX-VNNI (AVX2 with VNNI), AMX."""
-    has = {
-        "avx2": "avx2" in flags,
-        "avx512": "avx512f" in flags,
-        "avx512_vnni": "avx512_vnni" in flags,
-        "avx512_bf16": "avx512_bf16" in flags,
-        "avx_vnni": "avx_vnni" in flags,
-        "amx": any(f.startswith("amx") for f in flags),
-    }
-    best = ("AMX" if has["amx"] else "AVX-512 VNNI" if has["avx512_vnni"] else "AVX-512"
-            if has["avx512"] else "AVX2 with VNNI" if has["avx_vnni"] else "AVX2" if has["avx2"]
-            else "older than AVX2")
-    return {**has, "best": best}
 
 
 def _caps() -> dict:

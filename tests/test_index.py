@@ -14,6 +14,7 @@ from rag import (
     store,
     update,
 )
+from rag.embed import default_embedder_name
 from rag.index import sentence_rows
 from rag.indexer import remove_document
 from rag.sentences import READING
@@ -46,7 +47,7 @@ def test_save_then_load_gives_the_same_search(seed_settings, seed_index, embedde
 def test_manifest_describes_the_index(seed_settings):
     m = json.loads((Path(seed_settings.index_dir) / "manifest.json").read_text())
     assert m["format"] == "rag-index" and m["version"] == 2
-    assert m["embedding"] == {"model": "all-MiniLM-L6-v2+openvino-int8", "dim": 384}  # backend too
+    assert m["embedding"] == {"model": default_embedder_name(), "dim": 384}  # backend too
     assert m["chunker"] == {"size": 600, "overlap": 1, "reading": READING}
     assert set(m["documents"]) == {"macron-to-press-trump-on-putin", "trump-macron-split-on-trusting-putin"}
     for doc in m["documents"].values():
