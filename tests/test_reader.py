@@ -244,27 +244,38 @@ ADDUSER = [
 ]
 
 
-@pytest.fixture(scope="module")
-def adduser(tmp_path_factory, embedder):
+@pytest.fixture(scope="module", params=["openvino-int8", "openvino"])
+def adduser(request, tmp_path_factory):
+    """The page indexed with each embedder backend `auto` may choose (int8 with VNNI, float
+    without): their vectors differ a little, and so may the rules' ranking."""
     import shutil
 
     from rag import load_index, update
+    from rag.embed import load_embedder
 
     from .conftest import ROOT
 
+    embedder = load_embedder("", request.param)
     docs = tmp_path_factory.mktemp("adduser")
     shutil.copy(ROOT / "tests" / "data" / "adduser.conf.5.txt", docs)
-    settings = Settings.load(env={}, index_dir=str(docs / "index"), mode="extractive")
+    settings = Settings.load(env={}, index_dir=str(docs / "index"), mode="extractive",
+                             embed_backend=request.param)
     update(settings, embedder, [str(docs)])
-    return settings, load_index(settings, embedder), (docs / "adduser.conf.5.txt").read_text()
+    text = (docs / "adduser.conf.5.txt").read_text()
+    return settings, load_index(settings, embedder), text, embedder
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("question,default", ADDUSER)
 def test_a_man_page_option_is_answered_with_its_default_quoted_exactly(
-    default_reader, adduser, embedder, question, default
+    default_reader, adduser, question, default, request
 ):
-    settings, index, text = adduser
+    settings, index, text, embedder = adduser
+    if settings.embed_backend == "openvino" and "ADD_EXTRA_GROUPS" in question:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "with float vectors the rules rank the neighbouring EXTRA_GROUPS entry first and the "
+            "reader says yes to it (P 0.58; int8 vectors: ADD_EXTRA_GROUPS first, P 0.54): the "
+            "rules do not yet prefer the entry that holds the whole identifier asked about")))
     answer = Pipeline(settings, index, embedder, None, default_reader).ask(question)
     assert default in " ".join(answer.text.split()), (answer.text, answer.note)
     for c in answer.citations:

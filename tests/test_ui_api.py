@@ -519,7 +519,7 @@ def test_models_loading_in_the_background_are_waited_for_and_a_failed_load_is_no
     failed.set_exception(ModelError("no such file"))
     assert Loading(failed, 1).judge("q?", ["a passage"]) is None  # the rules decide
     with pytest.raises(ModelError, match="could not be loaded"):
-        Loading(failed, 0).stream
+        _ = Loading(failed, 0).stream
 
 
 class Scripted:
