@@ -16,6 +16,14 @@ from dataclasses import dataclass
 
 TOKEN_PATTERN = r"[^\W_]+(?:[-'’.,][^\W_]+)*"  # "U.N.", "10,000" and "U.S.-European" are one word
 _TOKEN = re.compile(TOKEN_PATTERN, re.UNICODE)
+# an identifier joined by underscores (ADD_EXTRA_GROUPS, max_line_length) is read as its words
+# and also whole, so that asking about ADD_EXTRA_GROUPS prefers it to EXTRA_GROUPS
+_IDENTIFIER = re.compile(r"[^\W_]+(?:_[^\W_]+)+", re.UNICODE)
+
+
+def identifiers(text: str) -> set[str]:
+    """Underscore-joined identifiers in `text`, lowercased, whole."""
+    return {m.group(0).lower() for m in _IDENTIFIER.finditer(text)}
 
 # NLTK's English list (bm25s ships it as STOPWORDS_EN_PLUS) less its contractions and their
 # pieces ("don't", "don", "won", "ma"): a negation is content here, and "won" is a verb; plus
@@ -78,7 +86,7 @@ def content_stems(text: str) -> set[str]:
         for part in re.split(r"[-'’]", low):  # "U.S.-European" also covers "european"
             if part and part != low and part not in STOPWORDS and len(part) > 2:
                 out.add(stem(part))
-    return out
+    return out | identifiers(text)
 
 
 def text_stems(text: str) -> set[str]:
@@ -91,7 +99,7 @@ def text_stems(text: str) -> set[str]:
         for part in re.split(r"[-'’.]", tok):
             if part:
                 out.add(stem(part))
-    return out
+    return out | identifiers(text)
 
 
 @dataclass(frozen=True)

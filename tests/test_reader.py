@@ -268,14 +268,9 @@ def adduser(request, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("question,default", ADDUSER)
 def test_a_man_page_option_is_answered_with_its_default_quoted_exactly(
-    default_reader, adduser, question, default, request
+    default_reader, adduser, question, default
 ):
     settings, index, text, embedder = adduser
-    if settings.embed_backend == "openvino" and "ADD_EXTRA_GROUPS" in question:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "with float vectors the rules rank the neighbouring EXTRA_GROUPS entry first and the "
-            "reader says yes to it (P 0.58; int8 vectors: ADD_EXTRA_GROUPS first, P 0.54): the "
-            "rules do not yet prefer the entry that holds the whole identifier asked about")))
     answer = Pipeline(settings, index, embedder, None, default_reader).ask(question)
     assert default in " ".join(answer.text.split()), (answer.text, answer.note)
     for c in answer.citations:

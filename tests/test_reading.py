@@ -180,3 +180,15 @@ def test_what_a_unit_is_for_is_read_from_its_form():
     assert form(unit_with(gai, "label ::1/128 0")) == "code"
     assert form(unit_with(html, ">>> regex = fnmatch.translate")) == "code"
     assert form(unit_with(html, "Test whether the filename string matches")) == "prose"
+
+
+def test_an_identifier_is_read_whole_as_well_as_by_its_words():
+    """Asked about ADD_EXTRA_GROUPS, an entry that holds it outweighs one that holds only
+    EXTRA_GROUPS (adduser.conf(5) has both, one after the other)."""
+    from rag.terms import content_stems, text_stems
+
+    asked = content_stems("What is the default value of ADD_EXTRA_GROUPS?")
+    assert {"add", "extra", "group", "add_extra_groups"} <= asked
+    assert "add_extra_groups" not in text_stems("EXTRA_GROUPS This is the list of groups.")
+    assert "add_extra_groups" in text_stems("ADD_EXTRA_GROUPS Setting this to 1 adds them.")
+    assert "snake_case" in text_stems("a name in snake_case") and "snake" in text_stems("snake_case")
