@@ -53,7 +53,6 @@ def collect(args, settings) -> int:
     from rag.loader import make_models
     from rag.pipeline import Pipeline
     from rag.query import check_question, read
-    from rag.reader import Candidate
 
     from .corpora import all_corpora, corpus
     from .evaluate import corpus_index, corpus_items
@@ -98,29 +97,19 @@ def collect(args, settings) -> int:
             row["rules_right"] = right(pipeline.quote(query, found).text) if found.ranked else False
             row["rules_abstained"] = rules.abstention is not None
             if not row["hard"]:
-                cands = found.ranked[: args.candidates]
-                asked = query.search if query.history else query.text
-                # what the engine shows the reader, and quotes: each sentence with its completion
-                units = [pipeline.unit(query, e, found, retriever) for e in cands]
+                # what the engine shows the reader, and quotes
+                asked = pipeline.for_reader(query, found, retriever, args.candidates)
                 t = time.perf_counter()
-                p = reader.judge(asked, [Candidate(" ".join(x.text for x in unit),
-                                                   _heading(e, found))
-                                         for e, unit in zip(cands, units, strict=True)])
+                p = reader.judge(asked.question, asked.shown)
                 row["ms"] = (time.perf_counter() - t) * 1000
                 row["p"] = p
-                row["rule"] = [e.score for e in cands]
+                row["rule"] = [e.score for e in asked.candidates]
                 row["right"] = [right(quoted(pipeline.shown(query, unit, found)).text)
-                                for unit in units]
+                                for unit in asked.units]
             rows.append(row)
             print(f"{c.name} {item.id} {row.get('p')}", file=sys.stderr, flush=True)
         dest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return 0
-
-
-def _heading(ev, found) -> str:
-    from rag.pipeline import _heading as heading
-
-    return heading(ev, found)
 
 
 # -- fitting ----------------------------------------------------------------------------

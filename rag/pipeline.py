@@ -61,12 +61,29 @@ class Rules(NamedTuple):
     coverage: Coverage | None  # None when there was nothing to judge (no evidence, no words)
     cosine: float  # the question to its best sentence
 
+    def signals(self, p: tuple[float, ...], rule: tuple[float, ...],
+                chosen: int = 0) -> confidence_.Signals:
+        """The confidence's inputs: the reader's verdicts `p` (or none), the candidates' rule
+        scores, the one chosen, and what the rules found."""
+        c = self.coverage
+        assert c is not None
+        return confidence_.Signals(p, rule, chosen, self.cosine, "" if c.covered else c.kind,
+                                   bool(c.missing))
+
+
+class ForReader(NamedTuple):
+    """What the reader is asked about one question, and what quoting each candidate shows."""
+
+    question: str  # as the reader reads it: with the question before it, for a follow-up
+    candidates: list[Evidence]  # the best-ranked sentences
+    units: list[list[Evidence]]  # each with the next sentence of its paragraph, if it finishes it
+    shown: list[Candidate]  # what the reader sees of each unit
+
 
 class Judged(NamedTuple):
     """The reader's verdicts on the best-ranked sentences of one question."""
 
-    candidates: list[Evidence]  # the sentences judged, best rule score first
-    units: list[list[Evidence]]  # what quoting each shows (the sentence, and its completion)
+    units: list[list[Evidence]]  # what quoting each judged sentence shows
     p: tuple[float, ...]  # the reader's P(answers the question), one per candidate
     signals: confidence_.Signals
     confidence: float  # P(the quoted answer is right), from the fitted model
@@ -136,7 +153,7 @@ class Pipeline:
         if reader is not None and rules.coverage is not None and "reader" in self.models:
             yield clock.stamp(dataclasses.replace(
                 first, pending="reader", note="checking the sources with the reader"), final=False)
-            first = self.judge(reader, query, found, rules, retriever, s)
+            first = self.judge(reader, query, found, rules, retriever, s, first)
             clock.mark("reader_ms")
         else:
             first = self.rules_confidence(first, found, rules)
@@ -166,11 +183,6 @@ class Pipeline:
         s = s or self.settings
         return self._retriever(s.retrieval).find(query, s.top_k, s.evidence_k)
 
-    def decide(self, query: Query, found: Retrieved, retriever: Retriever,
-               s: Settings) -> Answer | None:
-        """The rules' abstention, when the evidence cannot answer the question; None when it can."""
-        return self.rules(query, found, retriever, s).abstention
-
     def rules(self, query: Query, found: Retrieved, retriever: Retriever, s: Settings) -> Rules:
         """The rules' verdict on the evidence: names and numbers asked about, the thing asked
         for, the kind of answer wanted, the best cosine."""
@@ -193,10 +205,7 @@ class Pipeline:
         """The rules' answer with the confidence the rules-only model gives it."""
         if rules.coverage is None or "rules" not in self.models:
             return answer
-        rule = tuple(e.score for e in found.ranked[:1])
-        signals = confidence_.Signals(
-            (), rule, 0, rules.cosine, "" if rules.coverage.covered else rules.coverage.kind,
-            bool(rules.coverage.missing))
+        signals = rules.signals((), tuple(e.score for e in found.ranked[:1]))
         model = self.models["rules_unanswerable" if answer.abstained else "rules"]
         return dataclasses.replace(answer, confidence=model.confidence(signals))
 
@@ -205,25 +214,25 @@ class Pipeline:
         """The reader's verdicts on the best-ranked sentences, and the confidence they give;
         None when the reader gave no probabilities."""
         model = self.models["reader"]
-        candidates = found.ranked[: model.candidates]
-        # the reader judges what would be quoted: a sentence with the next one of its paragraph
-        # when that one finishes it
+        asked = self.for_reader(query, found, retriever, model.candidates)
+        p = reader.judge(asked.question, asked.shown, model.stop_at)
+        if p is None:
+            return None
+        rule = tuple(e.score for e in asked.candidates[: len(p)])
+        signals = rules.signals(tuple(p), rule, model.choose(tuple(p), rule))
+        return Judged(asked.units[: len(p)], tuple(p), signals, model.confidence(signals),
+                      self.models["reader_unanswerable"].confidence(signals))
+
+    def for_reader(self, query: Query, found: Retrieved, retriever: Retriever,
+                   n: int) -> ForReader:
+        """The `n` best-ranked sentences as the reader judges them: each with what quoting it
+        would show (the next sentence of its paragraph, when that one finishes it) and the
+        heading of its section."""
+        candidates = found.ranked[:n]
         units = [self.unit(query, ev, found, retriever) for ev in candidates]
         shown = [Candidate(" ".join(e.text for e in unit), _heading(ev, found))
                  for ev, unit in zip(candidates, units, strict=True)]
-        asked = query.search if query.history else query.text
-        p = reader.judge(asked, shown, model.stop_at)
-        if p is None:
-            return None
-        judged = candidates[: len(p)]
-        rule = tuple(e.score for e in judged)
-        chosen = model.choose(tuple(p), rule)
-        assert rules.coverage is not None
-        signals = confidence_.Signals(
-            tuple(p), rule, chosen, rules.cosine,
-            "" if rules.coverage.covered else rules.coverage.kind, bool(rules.coverage.missing))
-        return Judged(judged, units[: len(p)], tuple(p), signals, model.confidence(signals),
-                      self.models["reader_unanswerable"].confidence(signals))
+        return ForReader(query.search if query.history else query.text, candidates, units, shown)
 
     @staticmethod
     def shown(query: Query, unit: list[Evidence], found: Retrieved) -> list[Evidence]:
@@ -243,11 +252,10 @@ class Pipeline:
         return compose.selection([lead], found.ranked, query.asking, other_doc=False)
 
     def judge(self, reader: Reader, query: Query, found: Retrieved, rules: Rules,
-              retriever: Retriever, s: Settings) -> Answer:
+              retriever: Retriever, s: Settings, first: Answer) -> Answer:
         """The reader's answer: the passage it judged answers, quoted, or the abstention when
         the confidence is below the fitted threshold. A reader that fails or gives no
-        probabilities leaves the rules' answer, saying so."""
-        first = rules.abstention or self.quote(query, found)
+        probabilities leaves the rules' answer (`first`), saying so."""
         try:
             judged = self.assess(reader, query, found, rules, retriever)
         except (ModelError, ValueError, RuntimeError) as e:
