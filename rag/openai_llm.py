@@ -59,14 +59,7 @@ class OpenAIGenerator:
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
                 "temperature": temperature, "stream": True}
-        try:
-            response = self._start(body)
-        except httpx.ConnectTimeout:
-            raise self._no_server(f"no answer within {self.timeout:g} s") from None
-        except httpx.TimeoutException:
-            raise self._timed_out() from None
-        except httpx.TransportError as e:  # refused, unknown host, closed at once, not HTTP
-            raise self._no_server(_reason(e)) from None
+        response = self._open(body)
         try:
             if response.status_code != 200:
                 raise self._refused(response)
@@ -82,14 +75,7 @@ class OpenAIGenerator:
 
     def complete(self, body: dict) -> dict:
         """One reply, not streamed, as the server's JSON."""
-        try:
-            response = self._start({**body, "model": self.model, "stream": False})
-        except httpx.ConnectTimeout:
-            raise self._no_server(f"no answer within {self.timeout:g} s") from None
-        except httpx.TimeoutException:
-            raise self._timed_out() from None
-        except httpx.TransportError as e:
-            raise self._no_server(_reason(e)) from None
+        response = self._open({**body, "model": self.model, "stream": False})
         try:
             if response.status_code != 200:
                 raise self._refused(response)
@@ -104,6 +90,17 @@ class OpenAIGenerator:
         if not isinstance(data, dict):
             raise ModelError(f"the LLM server at {self.url} did not send a chat completion")
         return data
+
+    def _open(self, body: dict) -> httpx.Response:
+        """`_start`, with what goes wrong before a reply begins said in one line."""
+        try:
+            return self._start(body)
+        except httpx.ConnectTimeout:
+            raise self._no_server(f"no answer within {self.timeout:g} s") from None
+        except httpx.TimeoutException:
+            raise self._timed_out() from None
+        except httpx.TransportError as e:  # refused, unknown host, closed at once, not HTTP
+            raise self._no_server(_reason(e)) from None
 
     def _start(self, body: dict) -> httpx.Response:
         """The response to `body`, its headers read and its stream not yet."""
