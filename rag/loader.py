@@ -100,12 +100,13 @@ def make_models(settings: Settings, with_llm: bool) -> tuple[Generator | None, R
     generator = make_generator(settings, gguf or "") if with_llm else None
     if gguf is None:
         return generator, None
-    if isinstance(generator, LlamaCppGenerator) and _same_file(generator.path, gguf):
+    if isinstance(generator, LlamaCppGenerator) and same_file(generator.path, gguf):
         return generator, LlamaReader(generator.llm, generator.lock, generator.name)
     return generator, LlamaReader.load(gguf, settings.threads, settings.n_ctx)
 
 
-def _same_file(a: str | Path, b: str | Path) -> bool:
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Do the two paths name one file (through links and relative parts)?"""
     try:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:

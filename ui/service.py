@@ -26,6 +26,7 @@ from rag import SUPPORTED_TYPES, Answer, InputError, ModelError, Settings
 from rag.embed import load_embedder
 from rag.generate import bundled_gguf_path
 from rag.ingest import read_text
+from rag.loader import same_file
 
 from .loading import Loading
 from .render import DocRow, Ref, digest
@@ -426,24 +427,14 @@ class Service:
                 if p.is_file():
                     out[p.relative_to(folder).as_posix()] = str(p)
         started = self.settings.gguf
-        if started and self._same(started, out.values()) is None:
+        if started and not any(same_file(started, p) for p in out.values()):
             out[f"{Path(started).name} (started with)"] = started
         return out
 
     def _name_of(self, gguf) -> str:
         """The name under which `models()` lists the file `gguf`."""
-        for name, path in self.models().items():
-            if self._same(gguf, [path]) is not None:
-                return name
-        return BUNDLED
-
-    @staticmethod
-    def _same(path, paths) -> str | None:
-        try:
-            want = Path(path).resolve() if path else None
-            return next((p for p in paths if p and Path(p).resolve() == want), None)
-        except OSError:
-            return None
+        return next((name for name, path in self.models().items() if same_file(gguf, path)),
+                    BUNDLED)
 
     def model_name(self) -> str:
         if self.settings.llm_url:
