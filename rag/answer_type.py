@@ -11,6 +11,7 @@ the signal that a cosine threshold lacks.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -125,16 +126,6 @@ def answer_type(question: str) -> AnswerType:
     return AnswerType("any")
 
 
-# nouns that ask for a description rather than name a thing ("what is his view on ...")
-_META = frozenset(
-    """view views stance position status situation role opinion point reason reasons thing
-    things idea ideas plan plans message response reaction goal goals aim outcome result
-    results impact significance purpose angle aspect side part take case story issue issues
-    problem problems main key one difference relationship approach argument concern concerns
-    point""".split()
-)
-
-
 _HOW_TO = re.compile(  # "how do I reset …", "how can you tell …", "how to install …"
     r"\s*(?:and |so |but )?how (?:(?:do|can|could|should|would|will|must) (?:i|you|we|one) |to )"
     r"([a-z][a-z-]+)(?: ([a-z]+))?",
@@ -173,7 +164,29 @@ def asked_for(question: str) -> str:
             break
         phrase.append(w)
     head = phrase[-1] if phrase else ""
-    return "" if head in _META else head
+    return "" if frames(head) else head
+
+
+def frames(word: str) -> bool:
+    """Does `word` only frame a question ("the *state* of …", "what *kind* of …") rather than
+    name what it asks about? Decided by how common the word is in English (wordfreq's Zipf
+    scale), cut where, on the fitting corpora's questions, a word that common is more often
+    missing from the passage that answers than in it (`python -m bench.fit_confidence frames`
+    fits the cut into rag/confidence.json). Such a word's absence is no reason to refuse.
+
+        >>> frames("state"), frames("password")
+        (True, False)
+    """
+    from wordfreq import zipf_frequency
+
+    return bool(word) and zipf_frequency(word, "en") >= _frame_cut()
+
+
+@functools.lru_cache(maxsize=1)
+def _frame_cut() -> float:
+    from .confidence import frame_cut
+
+    return frame_cut()
 
 
 # verbs that name no particular action: "how do I get …", "how can I make …"

@@ -21,7 +21,7 @@ from .form import asks_for_form, form
 from .index import Index
 from .query import Ask, Query
 from .sentences import same_paragraph
-from .terms import STOPWORDS, TOKEN_PATTERN, stem, text_stems
+from .terms import STOPWORDS, TOKEN_PATTERN, initialisms, stem, text_stems
 from .types import Document, Evidence, Lead, Passage
 
 log = logging.getLogger(__name__)
@@ -113,16 +113,18 @@ def chunk_search_text(index: Index, i: int) -> str:
 
 
 class _Vocabulary(Collection[str]):
-    """Every stem of an index's documents, read on first use. Only a reason that names a term
-    missing from the passages found asks, so most questions never pay for a pass over every
-    document (about 0.7 s per million characters)."""
+    """Every stem of an index's documents, and the initials of their capitalised names (so an
+    acronym asked about, "GFDL", is found in "GNU Free Documentation License"), read on first
+    use. Only a reason that names a term missing from the passages found asks, so most
+    questions never pay for a pass over every document (about 0.7 s per million characters)."""
 
     def __init__(self, index: Index):
         self._index = index
 
     @functools.cached_property
     def _stems(self) -> frozenset[str]:
-        return frozenset().union(*(text_stems(e.doc.text) for e in self._index.docs.values()))
+        return frozenset().union(*(text_stems(e.doc.text) | initialisms(e.doc.text)
+                                   for e in self._index.docs.values()))
 
     def __contains__(self, stem_: object) -> bool:
         return stem_ in self._stems

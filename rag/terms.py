@@ -102,6 +102,25 @@ def text_stems(text: str) -> set[str]:
     return out | identifiers(text)
 
 
+_CAPITALISED_RUN = re.compile(r"\b[A-Z][\w]*(?:[ \t]+[A-Z][\w]*)+")
+
+
+def initialisms(text: str) -> set[str]:
+    """The initials of every stretch of two to six capitalised words in `text`, lowercased, as
+    an acronym would spell them: "Mozilla Public License" gives "mpl", "pl" and "mp".
+
+        >>> sorted(initialisms("the GNU Lesser General Public License applies"))[:3]
+        ['gl', 'glg', 'glgp']
+    """
+    out = set()
+    for m in _CAPITALISED_RUN.finditer(text):
+        first = [w[0].lower() for w in m.group(0).split()]
+        for i in range(len(first)):
+            for j in range(i + 2, min(len(first), i + 6) + 1):
+                out.add("".join(first[i:j]))
+    return out
+
+
 @dataclass(frozen=True)
 class KeyTerms:
     """The words of a text that a check looks for in the evidence."""
@@ -121,7 +140,9 @@ def key_terms(text: str) -> KeyTerms:
         if any(ch.isdigit() for ch in tok):
             numbers.add(stem(tok))
         elif tok[0].isupper() and (i > 0 and not _sentence_start(text, m.start())):
-            names.add(stem(tok))
+            # a hyphenated name ("Artistic-licensed") names its capitalised parts
+            parts = [p for p in tok.split("-") if p[:1].isupper() and p.isalpha()]
+            names.update(stem(p) for p in (parts if "-" in tok and parts else [tok]))
     return KeyTerms(frozenset(content_stems(text)), frozenset(names), frozenset(numbers))
 
 
