@@ -7,6 +7,11 @@ documents are indexed, and what the shipped embedding path costs in retrieval qu
                                    reaches it
     reader_p50_ms, reader_p95_ms   one person: from the question to the reader's verdict (the
                                    judged quote or abstention that replaces the first answer)
+    reader_tokens_p50, _p95        the prompt tokens a verdict reads: its latency on any CPU
+                                   (about 60 a second on 2 AVX2 cores for the 1.5B reader)
+    final_answer_p50_ms_20_users   the 20 clients' final answers (verdict and rewrite, or the
+    final_answer_p95_ms_20_users   first answer where the model was busy past max_wait)
+    verdicts_skipped_20_users      how many of the 20 verdicts were skipped for that
     reader_p50_ms_20_users         the same for the 20 clients at once
     answer_p50_ms                  one person, questions asked one after another, to the final
                                    answer (the model's checked rewrite, or the quote)
@@ -47,7 +52,7 @@ USERS = 20
 # -- one person ---------------------------------------------------------------------------
 def single_user(pipeline: Pipeline, questions: list[str]) -> dict:
     """First and final answer times of questions asked one after another, in the default mode."""
-    first, final, verdicts, modes = [], [], [], []
+    first, final, verdicts, modes, tokens = [], [], [], [], []
     for q in questions:
         t0 = time.perf_counter()
         seen, answer = None, None
@@ -56,13 +61,16 @@ def single_user(pipeline: Pipeline, questions: list[str]) -> dict:
                 seen = seen if seen is not None else time.perf_counter() - t0
                 if answer is not None and answer.pending == "reader" and event.pending != "reader":
                     verdicts.append((time.perf_counter() - t0) * 1000)
+                    tokens.append(event.timings.get("reader_tokens", 0.0))
                 answer = event
         final.append((time.perf_counter() - t0) * 1000)
         first.append(seen * 1000)
-        modes.append(answer.mode)
+        modes.append(answer.outcome if answer.mode != "generate" else "answer (rewritten)")
     return {"questions": len(questions), "reader": getattr(pipeline.reader, "name", "none"),
             "first_answer_p50_ms": percentile(first, 50),
             "reader_p50_ms": percentile(verdicts, 50), "reader_p95_ms": percentile(verdicts, 95),
+            "reader_tokens_p50": percentile(tokens, 50),
+            "reader_tokens_p95": percentile(tokens, 95),
             "answer_p50_ms": percentile(final, 50), "answer_p95_ms": percentile(final, 95),
             "modes": {m: modes.count(m) for m in sorted(set(modes))}}
 
@@ -107,6 +115,8 @@ def concurrent_users(seeds: Path, questions: list[str], users: int = USERS,
     modes = [r.get("mode", "error") for r in rows]
     return {"users": users, "answered": len(final), "errors": [r["error"] for r in rows
                                                              if "error" in r][:3],
+            "verdicts_skipped": sum(bool(r.get("skipped")) for r in rows),
+            "rewrites_skipped": sum(bool(r.get("no_rewrite")) for r in rows),
             "first_answer_p50_ms": percentile(first, 50), "first_answer_p95_ms": percentile(first, 95),
             "final_answer_p50_ms": percentile(final, 50), "final_answer_p95_ms": percentile(final, 95),
             "reader_p50_ms": percentile(verdict, 50), "reader_p95_ms": percentile(verdict, 95),
@@ -161,6 +171,8 @@ def _ask_all(cmd: list[str], env: dict, url: str, questions: list[str], users: i
                             rows[i].setdefault("verdict_ms", now)
                         checking = out.get("pending") == "reader"
                         rows[i]["mode"] = out["mode"]
+                        rows[i]["skipped"] = "no verdict:" in out.get("note", "")
+                        rows[i]["no_rewrite"] = "no rewrite:" in out.get("note", "")
                     rows[i]["final_ms"] = (time.perf_counter() - t0) * 1000
                 except Exception as e:  # noqa: BLE001 - every failure is reported
                     rows[i]["error"] = f"{type(e).__name__}: {e}"
@@ -208,9 +220,14 @@ def headline(results: dict) -> dict:
         "recall_delta": results.get("recall", {}).get("recall_delta"),
         "first_answer_p50_ms_20_users": users.get("first_answer_p50_ms"),
         "first_answer_p95_ms_20_users": users.get("first_answer_p95_ms"),
+        "final_answer_p50_ms_20_users": users.get("final_answer_p50_ms"),
+        "final_answer_p95_ms_20_users": users.get("final_answer_p95_ms"),
+        "verdicts_skipped_20_users": users.get("verdicts_skipped"),
         "reader": alone.get("reader"),
         "reader_p50_ms": alone.get("reader_p50_ms"),
         "reader_p95_ms": alone.get("reader_p95_ms"),
+        "reader_tokens_p50": alone.get("reader_tokens_p50"),
+        "reader_tokens_p95": alone.get("reader_tokens_p95"),
         "reader_p50_ms_20_users": users.get("reader_p50_ms"),
         "reader_p95_ms_20_users": users.get("reader_p95_ms"),
         "vector_extensions": results["machine"]["vector_extensions"]["best"],
@@ -237,6 +254,8 @@ def lines(results: dict) -> list[str]:
                    "ms; final "
                    f"answer p50/p95 {users['final_answer_p50_ms']} / "
                    f"{users['final_answer_p95_ms']} ms; answered {users['answered']}; "
+                   f"verdicts skipped (the model busy past max_wait) {users['verdicts_skipped']}, "
+                   f"rewrites skipped {users['rewrites_skipped']}; "
                    f"{json.dumps(users['modes'])}" + (f"; errors {users['errors']}"
                                                        if users["errors"] else ""))
     if rec.get("corpora"):

@@ -13,6 +13,7 @@ from .errors import (
     IndexMissing,
     IndexProblem,
     InputError,
+    ModelBusy,
     ModelError,
     RagError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "IndexProblem",
     "IndexReport",
     "InputError",
+    "ModelBusy",
     "ModelError",
     "Passage",
     "Pipeline",

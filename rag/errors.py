@@ -6,7 +6,9 @@
     │   ├── IndexMissing
     │   ├── IndexCorrupt
     │   └── IndexMismatch
-    └── ModelError        a model file that is missing or unusable, or an LLM server down
+    ├── ModelError        a model file that is missing or unusable, or an LLM server down
+    └── ModelBusy         the one model is busy with others' questions for longer than an
+                          answer may wait (the quote then stands)
 
 The CLI prints `str(err)` on one line and exits non-zero; the UI shows the same sentence.
 """
@@ -37,4 +39,8 @@ class IndexMismatch(IndexProblem):
 
 
 class ModelError(RagError):
+    pass
+
+
+class ModelBusy(RagError):
     pass

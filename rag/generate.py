@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ModelError
+from .errors import ModelBusy, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ class Generator(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """How many tokens `text` takes in this model's vocabulary (or an upper estimate)."""
+        ...
+
+    def expected_wait(self) -> float:
+        """Seconds a rewrite asked for now would wait for the model (0 for a server's)."""
         ...
 
 
@@ -67,31 +72,55 @@ class ModelLock:
     """The CPU of one loaded model, held by one call at a time: llama.cpp's threads take every
     core, so two calls at once only slow each other. A call marked `first` (the reader's
     verdict, which a person is waiting on) goes before calls not marked (rewrites) that wait
-    for the model; none is cut short.
+    for the model; none is cut short. A call given a `timeout` that cannot start within it
+    raises ModelBusy, and `expected_wait` says beforehand how long a call would wait, from
+    how long the calls ahead of it took lately.
 
         >>> lock = ModelLock()
         >>> with lock.hold(first=True):
         ...     pass
+        >>> lock.expected_wait(first=True)
+        0.0
     """
 
     def __init__(self):
         self._cond = threading.Condition()
         self._busy = False
-        self._first_waiting = 0
+        self._since, self._kind = 0.0, True
+        self._waiting = {True: 0, False: 0}  # calls waiting, verdicts (True) and rewrites
+        self._took = {True: 0.0, False: 0.0}  # seconds a call of each kind took, lately
+
+    def expected_wait(self, first: bool = False) -> float:
+        """Seconds a call asked for now would wait before it starts (0 when the model is free)."""
+        with self._cond:
+            left = 0.0
+            if self._busy:
+                left = max(0.0, self._took[self._kind] - (time.monotonic() - self._since))
+            ahead = self._waiting[True] * self._took[True]
+            if not first:
+                ahead += self._waiting[False] * self._took[False]
+            return left + ahead
 
     @contextlib.contextmanager
-    def hold(self, first: bool = False):
+    def hold(self, first: bool = False, timeout: float | None = None):
         with self._cond:
-            self._first_waiting += first
+            self._waiting[first] += 1
             try:
-                self._cond.wait_for(lambda: not self._busy and (first or not self._first_waiting))
+                ok = self._cond.wait_for(
+                    lambda: not self._busy and (first or not self._waiting[True]), timeout)
             finally:
-                self._first_waiting -= first
-            self._busy = True
+                self._waiting[first] -= 1
+            if not ok:
+                self._cond.notify_all()  # a call behind this one may go now
+                raise ModelBusy(f"the model was busy with other questions for {timeout:.0f} s")
+            self._busy, self._since, self._kind = True, time.monotonic(), first
         try:
             yield
         finally:
             with self._cond:
+                took = time.monotonic() - self._since
+                old = self._took[first]
+                self._took[first] = took if not old else 0.7 * old + 0.3 * took
                 self._busy = False
                 self._cond.notify_all()
 
@@ -164,6 +193,9 @@ class LlamaCppGenerator:
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def expected_wait(self) -> float:
+        return self.lock.expected_wait(first=False)
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         with self.lock.hold():

@@ -53,6 +53,9 @@ class OpenAIGenerator:
         self._key = api_key
         self._client = httpx.Client(timeout=timeout, headers=headers)
 
+    def expected_wait(self) -> float:
+        return 0.0  # a server queues its own requests
+
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
@@ -227,13 +230,17 @@ class OpenAIReader:
         self.server = server
         self.name = server.name
 
-    def judge(self, question: str, candidates, stop_at: float = 1.0) -> list[float] | None:
+    def expected_wait(self) -> float:
+        return 0.0  # the server queues its own requests
+
+    def judge(self, question: str, candidates, stop_at: float = 1.0, window: int = 300,
+              wait_s: float | None = None) -> list[float] | None:
         from .reader import NO, YES, messages, p_yes
 
         yes_words, no_words = {w.strip() for w in YES}, {w.strip() for w in NO}
         out: list[float] = []
         for c in candidates:
-            reply = self.server.complete({"messages": messages(question, c), "max_tokens": 1,
+            reply = self.server.complete({"messages": messages(question, c, window), "max_tokens": 1,
                                           "temperature": 0, "logprobs": True,
                                           "top_logprobs": self.TOP})
             top = _top_logprobs(reply)

@@ -66,6 +66,9 @@ class Settings:
     n_threads: int = _knob(0, min=0, flag="--threads")  # 0 = every core
     n_ctx: int = _knob(2048, min=512)  # the prompt budget is n_ctx less max_tokens and more
     max_tokens: int = _knob(80, min=1)
+    # seconds an answer may wait for the one model (the reader's verdict, then the rewrite)
+    # behind other people's questions; a longer wait is skipped and the first answer stands
+    max_wait: float = _knob(5.0, min=0.0)
     temperature: float = _knob(0.0, min=0.0, max=2.0)
     max_question_chars: int = _knob(2000, min=1)
     max_upload_bytes: int = _knob(10_000_000, min=1)

@@ -37,6 +37,14 @@ class Loading:
             raise ModelError("the model could not be loaded (the server log says why)")
         return getattr(model, name)
 
-    def judge(self, question, candidates, stop_at=1.0):
+    def judge(self, question, candidates, stop_at=1.0, window=300, wait_s=None):
         model = self.model()
-        return None if model is None else model.judge(question, candidates, stop_at)
+        return None if model is None else model.judge(question, candidates, stop_at, window,
+                                                      wait_s)
+
+    def expected_wait(self) -> float:
+        """While the model loads, nothing is known of its queue yet."""
+        if not self._future.done():
+            return 0.0
+        model = self.model()
+        return 0.0 if model is None else model.expected_wait()
