@@ -139,13 +139,23 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
     for item in items:
         rank = gold_rank(pipeline, item, s)
         answer = pipeline.ask(item.question, item.history, **(overrides or {}))
-        facts_ok = all(any(a.lower() in answer.text.lower() for a in alts) for alts in item.facts)
+
+        def holds(text: str, item=item) -> bool:
+            return all(any(a.lower() in text.lower() for a in alts) for alts in item.facts)
+
+        facts_ok = holds(answer.text)
         cites_gold = any(_overlaps(c.source, c.start, c.end, item.gold) for c in answer.citations)
         row = {"id": item.id, "question": item.question, "answerable": item.answerable,
-               "mode": answer.mode, "answer": answer.text, "correct": None, "cites_gold": None,
-               "rank": rank, "note": answer.note, "confidence": answer.confidence}
+               "mode": answer.mode, "outcome": answer.outcome, "answer": answer.text,
+               "correct": None, "cites_gold": None, "shown_right": None, "judged_right": None,
+               "rank": rank, "note": answer.note, "why": answer.why,
+               "confidence": answer.confidence,
+               "reader_tokens": answer.timings.get("reader_tokens"),
+               "judged": len(answer.judged)}
         if item.answerable:
-            row["correct"] = (not answer.abstained) and facts_ok
+            row["correct"] = answer.outcome == "answer" and facts_ok
+            row["shown_right"] = answer.outcome != "not_in_documents" and facts_ok
+            row["judged_right"] = any(holds(u) for u in answer.judged)
             row["cites_gold"] = cites_gold
             for k, (a, b) in citation_scores(pipeline, answer, item.gold).items():
                 totals[k][0] += a
@@ -156,10 +166,51 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
         if "reader_ms" in answer.timings:  # the reader's own time, after retrieval
             lat["reader_ms"][-1] -= answer.timings.get("retrieve_ms", 0.0)
         rows.append(row)
+    summary = summarize(rows, totals, lat)
+    return {"settings": {"retrieval": s.retrieval, "mode": s.mode, "top_k": s.top_k,
+                         "evidence_k": s.evidence_k}, "summary": summary, "rows": rows}
+
+
+CONFIDENT = 0.6  # an answer this sure or surer that is wrong counts as confidently wrong
+
+
+def calibration(rows: list[dict]) -> tuple[list[float], list[bool]]:
+    """Each question's confidence and whether what it was given with holds: for an answer or
+    a passage marked not sure, that it holds the answer; for "the documents don't say", that
+    the documents do not answer."""
+    conf, ok = [], []
+    for r in rows:
+        if r["confidence"] is None:
+            continue
+        conf.append(r["confidence"])
+        ok.append(not r["answerable"] if r["outcome"] == "not_in_documents"
+                  else bool(r["shown_right"]))
+    return conf, ok
+
+
+def ece(confidence: list[float], ok: list[bool], bins: int = 10) -> float | None:
+    """Expected calibration error over `bins` equal-width bins of confidence."""
+    if not confidence:
+        return None
+    c, y = np.asarray(confidence, float), np.asarray(ok, float)
+    which = np.minimum((c * bins).astype(int), bins - 1)
+    gap = sum(abs(c[which == b].mean() - y[which == b].mean()) * (which == b).sum()
+              for b in range(bins) if (which == b).any())
+    return round(float(gap / len(c)), 3)
+
+
+def summarize(rows: list[dict], totals: dict | None = None, lat: dict | None = None) -> dict:
+    """The headline figures of a set of answered questions (`run`'s rows)."""
+    totals = totals or {k: [0, 0] for k in ("checker_recall", "checker_precision",
+                                             "gold_recall", "gold_precision")}
+    lat = lat or {}
     ans = [r for r in rows if r["answerable"]]
     unans = [r for r in rows if not r["answerable"]]
-    abstained = [r for r in rows if r["mode"] == "abstained"]
-    answered = [r for r in rows if r["mode"] != "abstained"]
+    abstained = [r for r in rows if r["outcome"] == "not_in_documents"]
+    answered = [r for r in rows if r["outcome"] == "answer"]
+    confident_wrong = [r for r in answered if (r["confidence"] or 0) >= CONFIDENT
+                       and not r["correct"]]
+    tokens = [r["reader_tokens"] for r in rows if r.get("reader_tokens")]
     summary = {
         "questions": len(rows),
         "unanswerable": len(unans),
@@ -172,24 +223,28 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
         "citation_precision_gold": _pct(*totals["gold_precision"]),
         "citation_recall_gold": _pct(*totals["gold_recall"]),
         "abstention_precision": _pct(sum(not r["answerable"] for r in abstained), len(abstained)),
-        "abstention_recall": _pct(sum(r["mode"] == "abstained" for r in unans), len(unans)),
+        "abstention_recall": _pct(sum(r["outcome"] == "not_in_documents" for r in unans),
+                                  len(unans)),
         "precision_when_answering": _pct(sum(bool(r["correct"]) for r in answered), len(answered)),
+        "right_shown": _pct(sum(bool(r["shown_right"]) for r in ans), len(ans)),
+        "confidently_wrong": _pct(len(confident_wrong), len(rows)),
+        "calibration_error": ece(*calibration(rows)),
+        "reader_recall": _pct(sum(bool(r["judged_right"]) for r in ans), len(ans))
+        if any(r.get("judged") for r in rows) else None,
+        "outcomes": {o: sum(r["outcome"] == o for r in rows)
+                     for o in ("answer", "not_sure", "not_in_documents")},
+        "reader_tokens_p50": percentile(tokens, 50),
         "generated_share": _pct(sum(r["mode"] == "generate" for r in ans), len(ans)),
-        "retrieve_p50_ms": percentile(lat["retrieve_ms"], 50),
-        "retrieve_p95_ms": percentile(lat["retrieve_ms"], 95),
-        "first_token_p50_ms": percentile(lat["first_token_ms"], 50),
-        "first_token_p95_ms": percentile(lat["first_token_ms"], 95),
-        "reader_p50_ms": percentile(lat["reader_ms"], 50),
-        "reader_p95_ms": percentile(lat["reader_ms"], 95),
-        "total_p50_ms": percentile(lat["total_ms"], 50),
-        "total_p95_ms": percentile(lat["total_ms"], 95),
     }
-    return {"settings": {"retrieval": s.retrieval, "mode": s.mode, "top_k": s.top_k,
-                         "evidence_k": s.evidence_k}, "summary": summary, "rows": rows}
+    for k in ("retrieve", "first_token", "reader", "total"):
+        summary[f"{k}_p50_ms"] = percentile(lat.get(f"{k}_ms", []), 50)
+        summary[f"{k}_p95_ms"] = percentile(lat.get(f"{k}_ms", []), 95)
+    return summary
 
 
 HEADLINE = ("answer_accuracy", "cites_gold", "abstention_recall", "abstention_precision",
-            "precision_when_answering")
+            "precision_when_answering", "right_shown", "confidently_wrong", "calibration_error",
+            "reader_recall")
 
 
 def corpus_items(c) -> list[GoldItem]:
@@ -278,8 +333,15 @@ def run_corpora(pipeline: Pipeline, corpora: list, overrides: dict | None = None
             log(f"{c.name}: {r['summary']['answer_accuracy']}% right, "
                 f"{r['summary']['abstention_recall']}% of unanswerable refused")
     held = [results[c.name] for c in corpora if not c.fitted]
-    return {"corpora": results, "held_out": {"corpora_names": [c.name for c in corpora if not c.fitted],
-                                             **macro(held)} if held else None,
+    held_out = None
+    if held:
+        # macro-averages, but the calibration error over every held-out question together
+        # (ten bins over one corpus's 70-odd questions are mostly noise)
+        pooled = [r for c in corpora if not c.fitted for r in rows[c.name]]
+        held_out = {"corpora_names": [c.name for c in corpora if not c.fitted], **macro(held),
+                    "calibration_error_macro": macro(held)["calibration_error"],
+                    "calibration_error": ece(*calibration(pooled))}
+    return {"corpora": results, "held_out": held_out,
             "fitted_on": [c.name for c in corpora if c.fitted], "rows": rows}
 
 
@@ -292,8 +354,53 @@ def table(results: dict) -> str:
     lines = [f"{'':{width}}  " + "  ".join(f"{n:>12}" for n in cols)]
     for k in keys:
         vals = [cols[n].get(k) for n in cols]
+        vals = ["/".join(map(str, v.values())) if isinstance(v, dict) else v for v in vals]
         lines.append(f"{k:{width}}  " + "  ".join(f"{'-' if v is None else v:>12}" for v in vals))
     return "\n".join(lines)
+
+
+def plot(results: dict, path: str) -> None:
+    """The reliability diagram of the held-out corpora (all corpora when none is held out):
+    per tenth of confidence, the share of questions where what the engine said holds, against
+    the confidence it gave, with how many questions each bin holds."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        raise InputError("--plot needs matplotlib: pip install matplotlib") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = (results["held_out"] or {}).get("corpora_names") or list(results["rows"])
+    rows = [r for n in names for r in results["rows"][n]]
+    conf, ok = (np.asarray(x, float) for x in calibration(rows))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 7), height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], ls="--", color="grey", label="perfectly calibrated")
+    which = np.minimum((conf * 10).astype(int), 9)
+    for outcome, colour in (("answer", "tab:green"), ("not_sure", "tab:orange"),
+                            ("not_in_documents", "tab:red")):
+        mine = np.array([r["outcome"] == outcome for r in rows if r["confidence"] is not None])
+        xs, ys, ns = [], [], []
+        for b in range(10):
+            m = mine & (which == b)
+            if m.any():
+                xs.append(conf[m].mean())
+                ys.append(ok[m].mean())
+                ns.append(int(m.sum()))
+        top.scatter(xs, ys, s=[20 + 4 * n for n in ns], color=colour, alpha=0.7,
+                    label=outcome.replace("_", " "))
+    xs = [conf[which == b].mean() for b in range(10) if (which == b).any()]
+    ys = [ok[which == b].mean() for b in range(10) if (which == b).any()]
+    top.plot(xs, ys, marker="o", color="black", label="all outcomes")
+    top.set_ylabel("share where what was said holds")
+    top.set_title(f"Held out: {', '.join(names)}\n{len(conf)} questions, expected calibration "
+                  f"error {ece(list(conf), list(ok))}", fontsize=9)
+    top.legend(fontsize=8, loc="upper left")
+    bottom.hist(conf, bins=10, range=(0, 1), color="tab:blue", alpha=0.7)
+    bottom.set_xlabel("confidence the engine gave")
+    bottom.set_ylabel("questions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _pipeline(settings: Settings, first) -> Pipeline:
@@ -323,6 +430,8 @@ def main(args, settings: Settings) -> int:
         r["reader"] = reader
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    if getattr(args, "plot", None):
+        plot(results["default"], args.plot)
     brief = {n: {k: v for k, v in r.items() if k != "rows"} for n, r in results.items()}
     if args.json:
         out = dict(brief["default"])
@@ -335,8 +444,9 @@ def main(args, settings: Settings) -> int:
             print(table(r))
         for rows in results["default"]["rows"].values():
             for r in rows:
-                if (r["answerable"] and not r["correct"]) or (not r["answerable"] and r["mode"] != "abstained"):
-                    print(f"  miss {r['id']}: {r['question']} -> [{r['mode']}] {' '.join(r['answer'].split())[:120]}",
+                if (r["answerable"] and not r["correct"]) or (
+                        not r["answerable"] and r["outcome"] != "not_in_documents"):
+                    print(f"  miss {r['id']}: {r['question']} -> [{r['outcome']}] {' '.join(r['answer'].split())[:120]}",
                           file=sys.stderr)
         print(f"(full results in {args.out})")
     return 0

@@ -23,23 +23,24 @@ import sys
 import time
 from itertools import product
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from rag import confidence as conf
+from rag.reader import BATCH
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench-results" / "confidence"
-COUNTS = (1, 2, 3, 4, 5, 6)
+COUNTS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 STOPS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 RULE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-# the price of time: each sentence judged per question (about 0.55 s on 2 cores with AVX-512,
-# 0.75 s with AVX2 alone) must buy half a point of right outcomes to be worth judging, and no
-# more than MAX_JUDGED are judged on average: the verdict's budget is 3 s on an AVX2 laptop
-PER_JUDGED = 0.005
-MAX_JUDGED = 3.0
-
-
+# the price of time: a verdict's prompt tokens are its latency (on 2 cores a 1.5B model reads
+# about 60 a second with AVX2 alone): half a point of right outcomes must buy every 50 tokens
+# read on average, and at the median a verdict reads at most MAX_TOKENS_P50 (2 s at that rate)
+PER_TOKEN = 0.0001
+MAX_TOKENS_P50 = 120
+SHOWN_WEIGHT = 0.5  # a right passage shown (answer or not sure) is worth half a right outcome
 def _key(reader_name: str) -> str:
     from rag import reader
 
@@ -55,10 +56,11 @@ def collect(args, settings) -> int:
     from rag.query import check_question, read
 
     from .corpora import all_corpora, corpus
-    from .evaluate import corpus_index, corpus_items
+    from .evaluate import _overlaps, corpus_index, corpus_items
 
     chosen = [corpus(n) for n in args.corpus] if args.corpus else [c for c in all_corpora()
                                                                  if c.fitted]
+    windows = [int(w) for w in args.windows.split(",")]
     embedder = load_embedder(settings.embed_model, settings.embed_backend)
     _, reader = make_models(settings, with_llm=False)
     if reader is None:
@@ -70,7 +72,10 @@ def collect(args, settings) -> int:
     pipeline = None
     for c in chosen:
         dest = out_dir / f"{c.name}.jsonl"
-        if dest.exists() and not args.force:
+        before = {}
+        if dest.exists() and args.rules_only:
+            before = {r["id"]: r for r in map(json.loads, dest.read_text().splitlines())}
+        elif dest.exists() and not args.force:
             print(f"{c.name}: already collected in {dest}", file=sys.stderr)
             continue
         index = corpus_index(c, settings, embedder)
@@ -96,20 +101,51 @@ def collect(args, settings) -> int:
 
             row["rules_right"] = right(pipeline.quote(query, found).text) if found.ranked else False
             row["rules_abstained"] = rules.abstention is not None
+            if before:  # the rules' signals anew, the reader's verdicts kept
+                old = before[item.id]
+                ranked = [e.score for e in found.ranked[:args.candidates]]
+                if not old["hard"] and not np.allclose(old["rule"], ranked[: len(old["rule"])]):
+                    raise SystemExit(f"{c.name} {item.id}: the ranking changed since the "
+                                     "verdicts were collected: collect again with --force")
+                rows.append({**old, **row})
+                continue
             if not row["hard"]:
-                # what the engine shows the reader, and quotes
+                # what the engine shows the reader, and quotes: every window, no early stop
                 asked = pipeline.for_reader(query, found, retriever, args.candidates)
-                t = time.perf_counter()
-                p = reader.judge(asked.question, asked.shown)
-                row["ms"] = (time.perf_counter() - t) * 1000
-                row["p"] = p
                 row["rule"] = [e.score for e in asked.candidates]
                 row["right"] = [right(quoted(pipeline.shown(query, unit, found)).text)
                                 for unit in asked.units]
+                row["gold"] = [any(_overlaps(e.source, e.start, e.end, item.gold) for e in unit)
+                               for unit in asked.units]
+                row["p"], row["own_tokens"], row["ms"] = {}, {}, {}
+                for w in windows:
+                    t = time.perf_counter()
+                    row["p"][w] = reader.judge(asked.question, asked.shown, 1.0, w)
+                    row["ms"][w] = (time.perf_counter() - t) * 1000
+                    if hasattr(reader, "tokens"):
+                        prompts = [reader.tokens(asked.question, x, w) for x in asked.shown]
+                        shared = _shared(prompts)
+                        row["own_tokens"][w] = [len(x) - shared for x in prompts]
+                        row["question_tokens"] = shared - _system_tokens(reader)
             rows.append(row)
-            print(f"{c.name} {item.id} {row.get('p')}", file=sys.stderr, flush=True)
+            print(f"{c.name} {item.id} {row.get('p', {}).get(windows[0])}", file=sys.stderr,
+                  flush=True)
         dest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return 0
+
+
+def _shared(prompts: list[list[int]]) -> int:
+    from rag.reader import _common
+
+    return min(_common(prompts), min(len(x) for x in prompts) - 1) if len(prompts) > 1 else \
+        len(prompts[0]) - 1
+
+
+def _system_tokens(reader) -> int:
+    """The prompt tokens every question shares (the system prompt): evaluated once a process."""
+    from rag.reader import Candidate, _common
+
+    return _common([reader.tokens(q, Candidate("x")) for q in ("Who?", "What is it?")])
 
 
 # -- fitting ----------------------------------------------------------------------------
@@ -125,46 +161,82 @@ def _rows(reader_key: str) -> list[dict]:
     return rows
 
 
-def _simulate(row: dict, n: int, stop: float, weight: float, model_reader: bool):
-    """(Signals, label) for one question under a configuration; None for a hard abstention."""
+class Config(NamedTuple):
+    """How the reader is used: how many candidates, when it stops, how its verdict and the
+    rule score pick the quote, and how much of each candidate it is shown."""
+
+    candidates: int
+    stop_at: float
+    rule_weight: float
+    window: int
+
+
+def judged_count(p: list[float], n: int, stop: float, batch: int = BATCH) -> int:
+    """How many of the first `n` candidates the reader judges: the first alone, then groups
+    of `batch`, stopping after a group that holds one at or above `stop` (rag.reader)."""
+    p = p[:n]
+    if not p:
+        return 0
+    if p[0] >= stop:
+        return 1
+    for end in range(1 + batch, len(p) + batch, batch):
+        if any(x >= stop for x in p[1:end]) or end >= len(p):
+            return min(end, len(p))
+    return len(p)
+
+
+def _simulate(row: dict, cfg: Config | None):
+    """(Signals, label, tokens) for one question under a configuration (None: the rules
+    alone); None for a question with nothing to judge."""
     if row["hard"]:
         return None
-    if model_reader:
-        p = list(row["p"][:n])
-        for i, x in enumerate(p):
-            if x >= stop:
-                p = p[: i + 1]
-                break
-        rule = tuple(row["rule"][: len(p)])
-        tmp = conf.Model((), (), (), (), 0.0, 0.0, rule_weight=weight)
-        chosen = tmp.choose(tuple(p), rule)
+    if cfg is not None:
+        w = str(cfg.window)
+        k = judged_count(row["p"][w], cfg.candidates, cfg.stop_at)
+        p = tuple(row["p"][w][:k])
+        rule = tuple(row["rule"][:k])
+        tmp = conf.Model((), (), (), (), 0.0, 0.0, rule_weight=cfg.rule_weight)
+        chosen = tmp.choose(p, rule)
         label = bool(row["right"][chosen])
-        s = conf.Signals(tuple(p), rule, chosen, row["cosine"], row["coverage"], row["nowhere"])
-    else:
-        rule = tuple(row["rule"][:1]) if row.get("rule") else (0.0,)
-        label = bool(row["rules_right"])
-        s = conf.Signals((), rule, 0, row["cosine"], row["coverage"], row["nowhere"])
-    return s, label
+        tokens = row["question_tokens"] + sum(row["own_tokens"][w][:k])
+        s = conf.Signals(p, rule, chosen, row["cosine"], row["coverage"], row["nowhere"])
+        return s, label, tokens, any(row["right"][:k])
+    rule = tuple(row["rule"][:1]) if row.get("rule") else (0.0,)
+    s = conf.Signals((), rule, 0, row["cosine"], row["coverage"], row["nowhere"])
+    return s, bool(row["rules_right"]), 0, bool(row["rules_right"])
 
 
-def _design(rows, n, stop, weight, reader, label="right"):
-    """Features and labels: "right" (the quote answers the question) or "unanswerable" (the
-    documents do not answer it)."""
-    xs, ys, groups, keep = [], [], [], []
+class Design(NamedTuple):
+    names: list[str]
+    x: np.ndarray
+    right: np.ndarray  # the quoted (or shown) passage answers the question
+    absent: np.ndarray  # the documents do not answer the question
+    groups: np.ndarray  # the corpus of each row
+    tokens: np.ndarray  # prompt tokens the verdict read
+    judged_right: np.ndarray  # a passage the reader judged holds the answer
+    rows: list[dict]  # the questions with something to judge
+    hard: list[dict]  # the questions with nothing to judge: refused by the rules
+
+
+def _design(rows: list[dict], cfg: Config | None) -> Design:
+    xs, right, absent, groups, tokens, judged, kept = [], [], [], [], [], [], []
     for r in rows:
-        sim = _simulate(r, n, stop, weight, reader)
+        sim = _simulate(r, cfg)
         if sim is None:
             continue
-        s, y = sim
-        if label == "unanswerable":
-            y = not r["answerable"]
-        f = conf.features(s, reader)
+        s, y, t, j = sim
+        judged.append(j)
+        f = conf.features(s, cfg is not None)
         xs.append([f[k] for k in f])
-        ys.append(int(y))
+        right.append(int(y))
+        absent.append(int(not r["answerable"]))
         groups.append(r["corpus"])
-        keep.append(r)
-    names = list(conf.features(conf.Signals((0.5,), (0.0,), 0, 0.0, ""), reader))
-    return names, np.array(xs, float), np.array(ys), np.array(groups), keep
+        tokens.append(t)
+        kept.append(r)
+    names = list(conf.features(conf.Signals((0.5,), (0.0,), 0, 0.0, ""), cfg is not None))
+    return Design(names, np.array(xs, float), np.array(right), np.array(absent),
+                  np.array(groups), np.array(tokens, float), np.array(judged, bool), kept,
+                  [r for r in rows if r["hard"]])
 
 
 def _fit(x, y):
@@ -177,7 +249,7 @@ def _fit(x, y):
 
 
 def _loco(x, y, groups):
-    """Each question's confidence from a fit that never saw its corpus."""
+    """Each question's probability from a fit that never saw its corpus."""
     out = np.zeros(len(y))
     for g in sorted(set(groups)):
         test = groups == g
@@ -189,32 +261,82 @@ def _loco(x, y, groups):
     return out
 
 
-def _outcomes(confidence, y, rows, threshold, all_rows) -> dict:
-    """Right outcomes over every question: a given answer that is right, or an abstention on
-    a question the documents do not answer; hard abstentions count as abstentions."""
-    answered = confidence >= threshold
-    right = sum(int(a and yy) or int(not a and not r["answerable"])
-                for a, yy, r in zip(answered, y, rows, strict=True))
-    hard = [r for r in all_rows if r["hard"]]
-    right += sum(not r["answerable"] for r in hard)
-    n = len(rows) + len(hard)
-    ans = [r for r in list(rows) + hard if r["answerable"]]
-    unans = [r for r in list(rows) + hard if not r["answerable"]]
-    acc = sum(int(a and yy) for a, yy in zip(answered, y, strict=True)) / max(1, len(ans))
-    abst = [not a for a in answered] + [True] * len(hard)
-    flags = [r["answerable"] for r in list(rows) + hard]
-    abst_right = sum(1 for a, f in zip(abst, flags, strict=True) if a and not f)
-    return {"right": right / n, "accuracy": acc,
-            "abstention_recall": abst_right / max(1, len(unans)),
-            "abstention_precision": abst_right / max(1, sum(abst)),
-            "precision_when_answering": sum(int(a and yy) for a, yy in zip(
-                answered, y, strict=True)) / max(1, int(answered.sum()))}
+# the bounds the cuts are chosen within, on the fitting corpora (leaving one out in turn), a
+# little inside the promises they keep on documents nobody fitted on: at most 8% of questions
+# answered wrongly with a confidence of 0.6 or more, and 80% of refusals right
+MAX_CONFIDENTLY_WRONG = 0.06
+MIN_REFUSALS_RIGHT = 0.85
+CONFIDENT = 0.6  # what `confidently_wrong` counts as a confident answer (bench.evaluate)
+NEVER = 1.01  # a cut no probability reaches
 
 
-def _best_threshold(confidence, y, rows, all_rows) -> float:
-    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-    scores = [_outcomes(confidence, y, rows, t, all_rows)["right"] for t in grid]
-    return float(grid[int(np.argmax(scores))])
+def outcomes(right_p, absent_p, d: Design, t_answer: float, t_absent: float,
+             mask=None) -> dict:
+    """The three outcomes at the cuts, and how they do: `right` (answers that are right plus
+    refusals of questions the documents do not answer, per question), `accuracy`,
+    `right_shown`, `confidently_wrong`, refusal precision and recall, and the expected
+    calibration error of the confidence each outcome carries. Questions with nothing to judge
+    are refusals (confidence: their base rate)."""
+    m = np.ones(len(d.right), bool) if mask is None else mask
+    hard = [r for r in d.hard if mask is None or r["corpus"] in set(d.groups[m])]
+    answer = right_p[m] >= t_answer
+    refuse = ~answer & (absent_p[m] >= t_absent)
+    unsure = ~answer & ~refuse
+    right, absent = d.right[m].astype(bool), d.absent[m].astype(bool)
+    n_hard_abs = sum(not r["answerable"] for r in hard)
+    n = int(m.sum()) + len(hard)
+    answerable = int((~absent).sum()) + len(hard) - n_hard_abs
+    unanswerable = int(absent.sum()) + n_hard_abs
+    refusals = int(refuse.sum()) + len(hard)
+    refused_right = int((refuse & absent).sum()) + n_hard_abs
+    confident_wrong = int((answer & (right_p[m] >= CONFIDENT) & ~right).sum())
+    conf_shown = np.where(refuse, absent_p[m], right_p[m])
+    label = np.where(refuse, absent, right)
+    hard_rate = (n_hard_abs / len(hard)) if hard else 0.0
+    return {
+        "right": (int((answer & right).sum()) + refused_right) / max(1, n),
+        "accuracy": int((answer & right).sum()) / max(1, answerable),
+        "right_shown": int(((answer | unsure) & right).sum()) / max(1, answerable),
+        "reader_recall": int((d.judged_right[m] & ~absent).sum()) / max(1, answerable),
+        "confidently_wrong": confident_wrong / max(1, n),
+        "refusal_precision": refused_right / refusals if refusals else 1.0,  # none wrong
+        "refusal_recall": refused_right / max(1, unanswerable),
+        "answered": int(answer.sum()) / max(1, n),
+        "not_sure": int(unsure.sum()) / max(1, n),
+        "calibration_error": ece(np.concatenate([conf_shown, np.full(len(hard), hard_rate)]),
+                                 np.concatenate([label, [not r["answerable"] for r in hard]])),
+    }
+
+
+def ece(confidence, label, bins: int = 10) -> float:
+    """Expected calibration error: over equal-width bins of the confidence, the gap between
+    mean confidence and the share that is right, weighted by the bin's share of questions."""
+    confidence, label = np.asarray(confidence, float), np.asarray(label, float)
+    if not len(confidence):
+        return 0.0
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return float(sum(abs(confidence[which == b].mean() - label[which == b].mean())
+                     * (which == b).sum() for b in range(bins) if (which == b).any())
+                 / len(confidence))
+
+
+def choose_cuts(right_p, absent_p, d: Design) -> tuple[float, float, dict]:
+    """The cuts that give the most right outcomes within the bounds: confidently wrong
+    answers at most MAX_CONFIDENTLY_WRONG of the questions, refusals at least
+    MIN_REFUSALS_RIGHT right. The answer cut is at least CONFIDENT, so that an answer is
+    never labelled less sure than that. A cut of NEVER gives no answers (or no refusals): when
+    nothing else keeps within the bounds, the engine says it is not sure."""
+    grid = np.append(np.round(np.arange(0.30, 0.951, 0.01), 2), NEVER)
+    best = None
+    for ta in grid[grid >= CONFIDENT]:
+        for tb in grid:
+            o = outcomes(right_p, absent_p, d, ta, tb)
+            ok = o["confidently_wrong"] <= MAX_CONFIDENTLY_WRONG and (
+                o["refusal_precision"] >= MIN_REFUSALS_RIGHT)
+            key = (ok, o["right"], o["right_shown"], -ta, -tb)
+            if best is None or key > best[0]:
+                best = (key, float(ta), float(tb), o)
+    return best[1], best[2], best[3]
 
 
 def fit(args) -> int:
@@ -226,68 +348,94 @@ def fit(args) -> int:
         print(f"error: nothing collected in {CACHE / key}: run `python -m bench.fit_confidence "
               "collect` first", file=sys.stderr)
         return 1
-    corpora = sorted({r["corpus"] for r in rows})
+    windows = sorted({int(w) for r in rows if not r["hard"] for w in r["p"]})
     results = []
-    for n, stop, weight in product(COUNTS, STOPS, RULE_WEIGHTS):
-        names, x, y, groups, kept = _design(rows, n, stop, weight, True)
-        predicted = _loco(x, y, groups)
-        t = _best_threshold(predicted, y, kept, rows)
-        score = _outcomes(predicted, y, kept, t, rows)
-        judged = np.mean([len(_simulate(r, n, stop, weight, True)[0].p) for r in kept])
-        if judged > MAX_JUDGED:
+    for n, stop, weight, window in product(COUNTS, STOPS, RULE_WEIGHTS, windows):
+        cfg = Config(n, stop, weight, window)
+        d = _design(rows, cfg)
+        tokens = float(np.median(d.tokens))
+        if tokens > MAX_TOKENS_P50:
             continue
-        results.append((score["right"] - PER_JUDGED * judged, n, stop, weight, t, score, judged))
-    results.sort(key=lambda r: -r[0])
-    _, n, stop, weight, _, score, judged = results[0]
-    print(f"chosen: judge {n} candidates, stop at P {stop}, rule weight {weight}: "
-          f"{score['right']:.3f} right outcomes, {judged:.2f} judged per question", file=sys.stderr)
+        right_p = _loco(d.x, d.right, d.groups)
+        absent_p = _loco(d.x, d.absent, d.groups)
+        ta, tb, o = choose_cuts(right_p, absent_p, d)
+        score = o["right"] + o["right_shown"] * SHOWN_WEIGHT - PER_TOKEN * float(d.tokens.mean())
+        feasible = (o["confidently_wrong"] <= MAX_CONFIDENTLY_WRONG
+                    and o["refusal_precision"] >= MIN_REFUSALS_RIGHT)
+        results.append(((feasible, score), cfg, ta, tb, o, tokens, float(d.tokens.mean())))
+        print(f"{cfg}: {score:.3f}{'' if feasible else ' (out of bounds)'} {json.dumps({k: round(v, 3) for k, v in o.items()})} "
+              f"tokens p50 {tokens:.0f}", file=sys.stderr, flush=True)
+    results.sort(key=lambda r: r[0], reverse=True)
+    _, cfg, _, _, _, _, _ = results[0]
+    print(f"chosen: {cfg}", file=sys.stderr)
     models = {}
-    for name, reader, label in (("reader", True, "right"), ("rules", False, "right"),
-                                ("reader_unanswerable", True, "unanswerable"),
-                                ("rules_unanswerable", False, "unanswerable")):
-        names, x, y, groups, kept = _design(rows, n, stop, weight, reader, label)
-        predicted = _loco(x, y, groups)
-        threshold = _best_threshold(predicted, y, kept, rows) if name == "reader" else 0.0
+    for kind, c in (("reader", cfg), ("rules", None)):
+        d = _design(rows, c)
+        right_p, absent_p = _loco(d.x, d.right, d.groups), _loco(d.x, d.absent, d.groups)
+        ta, tb, overall = choose_cuts(right_p, absent_p, d)
         per_corpus = {}
-        for g in corpora:
-            m = groups == g
-            if not m.any():
-                continue
-            sub = [r for r, k in zip(kept, m, strict=True) if k]
-            per_corpus[g] = {k: round(v, 3) for k, v in _outcomes(
-                predicted[m], y[m], sub, threshold, [r for r in rows if r["corpus"] == g]).items()
-                } if label == "right" else {}
-            if len(set(y[m])) > 1:
-                per_corpus[g]["auc"] = round(float(roc_auc_score(y[m], predicted[m])), 3)
-        scaler, model = _fit(x, y)
-        models[name] = {
-            "features": names, "mean": scaler.mean_.round(6).tolist(),
-            "scale": scaler.scale_.round(6).tolist(), "coef": model.coef_[0].round(6).tolist(),
-            "intercept": round(float(model.intercept_[0]), 6), "threshold": threshold,
-            "label": label,
-            "candidates": n if reader else 0, "stop_at": stop if reader else 1.0,
-            "rule_weight": weight if reader else 0.0,
-            "fitted": {"leave_one_corpus_out": per_corpus,
-                       "auc": round(float(roc_auc_score(y, predicted)), 3)},
-        }
-    out = {
-        "what": "rag.confidence: P(the quoted answer is right), a logistic regression over the "
-                "engine's signals; refit with `python -m bench.fit_confidence fit`",
-        "reader": key,
-        "fitted_on": {c: sum(r["corpus"] == c for r in rows) for c in corpora},
-        "date": datetime.date.today().isoformat(),
-        "objective": "right outcomes (answers that are right plus abstentions on questions the "
-                     f"documents do not answer, leaving one corpus out in turn) less {PER_JUDGED} "
-                     f"per sentence judged per question, at most {MAX_JUDGED} judged on average",
-        "top_configurations": [
-            {"candidates": r[1], "stop_at": r[2], "rule_weight": r[3], "threshold": r[4],
-             "right": round(r[5]["right"], 3), "judged": round(r[6], 2)} for r in results[:5]],
-        "models": models,
+        for g in sorted(set(d.groups)):
+            m = d.groups == g
+            o = outcomes(right_p, absent_p, d, ta, tb, m)
+            if len(set(d.right[m])) > 1:
+                o["auc"] = float(roc_auc_score(d.right[m], right_p[m]))
+            if len(set(d.absent[m])) > 1:
+                o["auc_absent"] = float(roc_auc_score(d.absent[m], absent_p[m]))
+            per_corpus[g] = {k: round(v, 3) for k, v in o.items()}
+        fitted = {"leave_one_corpus_out": per_corpus,
+                  "overall": {k: round(v, 3) for k, v in overall.items()},
+                  "auc": round(float(roc_auc_score(d.right, right_p)), 3),
+                  "auc_absent": round(float(roc_auc_score(d.absent, absent_p)), 3)}
+        if c is not None:
+            fitted["tokens_p50"] = float(np.median(d.tokens))
+            fitted["tokens_mean"] = round(float(d.tokens.mean()), 1)
+        for name, y, label, t in ((kind, d.right, "right", ta),
+                                  (f"{kind}_unanswerable", d.absent, "unanswerable", tb)):
+            scaler, model = _fit(d.x, y)
+            models[name] = {
+                "features": d.names, "mean": scaler.mean_.round(6).tolist(),
+                "scale": scaler.scale_.round(6).tolist(),
+                "coef": model.coef_[0].round(6).tolist(),
+                "intercept": round(float(model.intercept_[0]), 6), "threshold": t,
+                "label": label, "candidates": c.candidates if c else 0,
+                "stop_at": c.stop_at if c else 1.0, "rule_weight": c.rule_weight if c else 0.0,
+                "window": c.window if c else 300, "fitted": fitted,
+            }
+    hard = [r for r in rows if r["hard"]]
+    rate = sum(not r["answerable"] for r in hard) / max(1, len(hard))
+    rate = min(max(rate, 0.01), 0.99)
+    models["hard_unanswerable"] = {
+        "features": [], "mean": [], "scale": [], "coef": [],
+        "intercept": round(float(np.log(rate / (1 - rate))), 6), "threshold": 0.0,
+        "label": "unanswerable", "fitted": {"questions": len(hard), "unanswerable": round(rate, 3)},
     }
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    path = Path(args.out)
+    out = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    out.update({
+        "what": "rag.confidence: P(the quoted answer is right) and P(the documents do not "
+                "answer), logistic regressions over the engine's signals, and the cuts between "
+                "answer, not sure and not in the documents; refit with `python -m "
+                "bench.fit_confidence fit`",
+        "reader": key,
+        "fitted_on": {c: sum(r["corpus"] == c for r in rows) for c in sorted(
+            {r["corpus"] for r in rows})},
+        "date": datetime.date.today().isoformat(),
+        "objective": "right outcomes (answers that are right plus refusals of questions the "
+                     f"documents do not answer) plus {SHOWN_WEIGHT} x right passages shown "
+                     f"(answers and not-sure), less {PER_TOKEN} per prompt token read, "
+                     "leaving one corpus out in turn; cuts within confidently wrong <= "
+                     f"{MAX_CONFIDENTLY_WRONG}, refusals right >= {MIN_REFUSALS_RIGHT}; at most "
+                     f"{MAX_TOKENS_P50} prompt tokens per verdict at the median",
+        "top_configurations": [
+            {**r[1]._asdict(), "answer_cut": r[2], "refuse_cut": r[3],
+             **{k: round(v, 3) for k, v in r[4].items()}, "tokens_p50": r[5],
+             "tokens_mean": round(r[6], 1)} for r in results[:5]],
+        "models": models,
+    })
+    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
-    for name, m in models.items():
-        print(name, json.dumps(m["fitted"]), file=sys.stderr)
+    for name in ("reader", "rules"):
+        print(name, json.dumps(models[name]["fitted"]["overall"]), file=sys.stderr)
     return 0
 
 
@@ -296,20 +444,78 @@ def _latest_key() -> str:
     return folders[-1].name if folders else ""
 
 
+# -- frame words --------------------------------------------------------------------------
+def frames(args) -> int:
+    """Fit the Zipf frequency above which a question's word only frames it: over the fitting
+    corpora's answerable questions, whether each of a question's words (known to wordfreq, not
+    a stopword, not a number) is in the passage that answers it, by the word's Zipf frequency
+    (a logistic regression); the cut is where that falls to one in two. The absence of a word
+    the answering passage lacks more often than not is no reason to say the documents don't
+    say."""
+    from sklearn.linear_model import LogisticRegression
+    from wordfreq import zipf_frequency
+
+    from rag.terms import STOPWORDS, stem, text_stems, tokens
+    from rag.verify import fuzzy_in
+
+    from .corpora import all_corpora
+
+    x, y, counts = [], [], {}
+    for c in all_corpora():
+        if not c.fitted:
+            continue
+        for q in c.questions():
+            if not q.answerable:
+                continue
+            have = text_stems(" ".join(quote for _, quote in q.passages))
+            for word in {t.lower() for t in tokens(q.question)}:
+                z = zipf_frequency(word, "en")
+                if word in STOPWORDS or z <= 0 or any(ch.isdigit() for ch in word):
+                    continue
+                x.append([z])
+                y.append(int(fuzzy_in(stem(word), have)))
+                counts[c.name] = counts.get(c.name, 0) + 1
+    model = LogisticRegression().fit(np.array(x), np.array(y))
+    share = float(np.mean(y))
+    # where the fitted share falls below the share over all question words
+    cut = round(float((np.log(share / (1 - share)) - model.intercept_[0]) / model.coef_[0][0]), 2)
+    path = Path(args.out)
+    out = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    out["frames"] = {
+        "what": "rag.answer_type.frames: a question's word at or above this Zipf frequency "
+                "(wordfreq, English) only frames the question; its absence is no reason to "
+                "refuse. Refit with `python -m bench.fit_confidence frames`",
+        "zipf_cut": cut, "fitted_on": counts, "words": len(y),
+        "slope": round(float(model.coef_[0][0]), 3),
+        "in_answer_share": round(share, 3),
+    }
+    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"frame cut: Zipf {cut} ({len(y)} words; slope {model.coef_[0][0]:.3f}); "
+          f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from rag.settings import Settings
 
     p = argparse.ArgumentParser(prog="python -m bench.fit_confidence",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=["collect", "fit"])
+    p.add_argument("action", choices=["frames", "collect", "fit"])
     p.add_argument("--corpus", action="append", help="collect only these (default: the fitting corpora)")
     p.add_argument("--reader", help="the reader to collect from (default: the engine's)")
     p.add_argument("--candidates", type=int, default=max(COUNTS),
                    help="sentences judged per question")
+    p.add_argument("--windows", default="300",
+                   help="the characters of each sentence shown, comma-separated (one pass each)")
     p.add_argument("--force", action="store_true", help="collect again what was collected")
+    p.add_argument("--rules-only", action="store_true",
+                   help="recompute the rules' signals of what was collected, keeping the "
+                   "reader's verdicts (the ranking must not have changed)")
     p.add_argument("--key", help="fit on this collection (a folder in bench-results/confidence)")
     p.add_argument("--out", default=str(conf.PATH))
     args = p.parse_args(argv)
+    if args.action == "frames":
+        return frames(args)
     if args.action == "collect":
         return collect(args, Settings.load(mode="extractive", reader=args.reader))
     return fit(args)

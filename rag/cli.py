@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from .errors import RagError
 from .settings import Settings
 
+log = logging.getLogger("rag")
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     # Values stay text here: Settings reads and checks them, as it does RAG_* and rag.toml.
@@ -37,6 +39,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", metavar=_one_of("mode"), help="answer mode (RAG_MODE)")
     g.add_argument("--retrieval", metavar=_one_of("retrieval"), help="RAG_RETRIEVAL")
     g.add_argument("--chunk-size", metavar="N", help="characters per chunk (RAG_CHUNK_SIZE)")
+    g.add_argument("--max-wait", metavar="S", help="seconds an answer may wait for the model "
+                   "behind other questions before its first answer stands (RAG_MAX_WAIT, "
+                   "default 5)")
     g.add_argument("--collection", help='a name for the indexed documents, e.g. "Kitchen notes" '
                    "(RAG_COLLECTION; default: the documents)")
     g.add_argument("--threads", dest="n_threads", metavar="N",
@@ -90,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a configuration to compare, e.g. bm25=retrieval:bm25 (repeatable)")
     p.add_argument("--compare", action="store_true",
                    help="compare dense/bm25/hybrid, generate/extractive and k=3/5/8")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw the held-out reliability diagram of the confidence (matplotlib)")
     _common(p)
 
     p = sub.add_parser("bench", help="measure speed and scale (prints figures)")
@@ -179,6 +186,7 @@ def cmd_ask(args) -> int:
             else:
                 print(f"error: {e}", file=sys.stderr)
             continue
+        log.info("%s: %s", q[:80], answer.note)  # the figures behind the outcome, with -v
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         else:
@@ -194,9 +202,14 @@ def format_answer(answer) -> str:
         lines.append(f"[{c.n}] {printable(c.title)} ({printable(c.source)}, "
                      f"characters {c.start}-{c.end})")
         lines.append(f'    "{c.quote}"')
-    badge = {"generate": "checked answer", "extractive": "quoted from the sources",
-             "abstained": "the documents don't say"}[answer.mode]
-    sure = "" if answer.confidence is None else f"confidence {answer.confidence:.2f}; "
+    if answer.outcome == "not_sure":
+        badge = "not sure: the closest passage found, which may not answer it"
+    else:
+        badge = {"generate": "checked answer", "extractive": "quoted from the sources",
+                 "abstained": "the documents don't say"}[answer.mode]
+    sure = "" if answer.confidence is None else f"confidence {answer.confidence:.0%}; "
+    if answer.why:
+        lines.append(f"Why: {answer.why}")
     lines.append(f"({badge}; {sure}{answer.timings.get('total_ms', 0):.0f} ms)")
     return "\n".join(lines) + "\n"
 

@@ -50,6 +50,7 @@ def features(s: Signals, reader: bool) -> dict[str, float]:
         out["reader_logit"] = logit(mine)
         out["reader_other"] = logit(max(others)) if others else logit(0.0)
         out["chose_top"] = float(s.chosen == 0)
+        out["judged"] = float(len(judged))
     out["rule_score"] = s.rule[s.chosen] if s.rule else 0.0
     out["rule_top"] = s.rule[0] if s.rule else 0.0
     out["cosine"] = s.cosine
@@ -74,6 +75,7 @@ class Model:
     candidates: int = 0  # how many of the best-ranked sentences the reader judges
     stop_at: float = 1.0  # stop judging after a candidate the reader gives this P(yes)
     rule_weight: float = 0.0  # choosing: logit(P(yes)) + rule_weight * rule score
+    window: int = 300  # the characters of each candidate the reader is shown
     fitted: dict = field(default_factory=dict)  # what it was fitted on, and how it did
     label: str = "right"  # what it predicts: the quote is right, or the question unanswerable
 
@@ -87,7 +89,11 @@ class Model:
             return 0
         return max(range(len(p)), key=lambda i: logit(p[i]) + self.rule_weight * rule[i])
 
-    def confidence(self, s: Signals) -> float:
+    def confidence(self, s: Signals | None) -> float:
+        """The fitted probability for `s` (a model without features gives its base rate)."""
+        if not self.features:
+            return 1.0 / (1.0 + math.exp(-self.intercept))
+        assert s is not None
         x = features(s, self.reader)
         z = self.intercept + sum(
             c * (x[f] - m) / sc for f, m, sc, c in zip(self.features, self.mean, self.scale,
@@ -95,10 +101,46 @@ class Model:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
+FRAME_CUT = math.inf  # before any fit has written a cut, no word is taken for a frame
+
+
+def frame_cut(path: Path = PATH) -> float:
+    """The Zipf frequency at and above which a question's word only frames it (fitted by
+    `python -m bench.fit_confidence frames`; see rag.answer_type.frames)."""
+    if not path.exists():
+        return FRAME_CUT
+    return float(json.loads(path.read_text(encoding="utf-8")).get("frames", {}).get(
+        "zipf_cut", FRAME_CUT))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the fitted models conclude for one question."""
+
+    outcome: str  # "answer", "not_sure" or "not_in_documents" (rag.types.Outcome)
+    right: float  # P(the quoted passage answers the question)
+    absent: float  # P(the documents do not answer it)
+
+
+def decide(models: dict[str, Model], kind: str, s: Signals) -> Verdict:
+    """The outcome for `s` by the `kind` models ("reader" or "rules"): an answer when P(right)
+    reaches its fitted cut; else "the documents don't say" when P(absent) reaches its cut;
+    else not sure."""
+    right = models[kind].confidence(s)
+    absent = models[f"{kind}_unanswerable"].confidence(s)
+    if right >= models[kind].threshold:
+        return Verdict("answer", right, absent)
+    if absent >= models[f"{kind}_unanswerable"].threshold:
+        return Verdict("not_in_documents", right, absent)
+    return Verdict("not_sure", right, absent)
+
+
 def load(path: Path = PATH) -> dict[str, Model]:
     """{"reader": Model, "rules": Model, "reader_unanswerable": Model, "rules_unanswerable":
-    Model}: P(the quote is right), and P(the documents do not answer the question), from the
-    reader's signals or the rules' alone; {} before any fit (`python -m bench.fit_confidence`)."""
+    Model, "hard_unanswerable": Model}: P(the quote is right), and P(the documents do not
+    answer the question), from the reader's signals or the rules' alone; and how often a
+    question with nothing to judge (no statement found, no word to look for) is one the
+    documents do not answer. {} before any fit (`python -m bench.fit_confidence`)."""
     if not path.exists():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))

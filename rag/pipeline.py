@@ -2,14 +2,17 @@
 five stages hand values down:
 
     retrieve  the chunks for the question, and the sentences in them that an answer may cite
-    decide    do the rules find the evidence covers the question? no: abstain ("The documents
-              don't say ..."); yes: quote the best sentences. This first answer is shown at once.
+    decide    the rules' signals (names and words found, the kind of answer wanted, the best
+              cosine) give fitted probabilities that the best sentence answers and that the
+              documents do not; from them one of three outcomes (rag.confidence): an answer,
+              not sure (the best passage, marked so), or the documents don't say. This first
+              answer is shown at once.
     judge     a reader model (rag.reader) judges the best-ranked sentences; with the rule
-              signals its verdicts give a fitted confidence (rag.confidence); below its
-              threshold the engine abstains, else it quotes the passage the reader chose
-    rewrite   in generate mode the model rewrites the quote, after judging
+              signals its verdicts give the same three outcomes, better founded
+    rewrite   in generate mode the model rewrites an answer (never a not-sure passage), after
+              judging
     check     every sentence of the rewrite against the source it cites; those that fail are
-              dropped, and if none holds, the quote stands
+              dropped, and if none holds, the quote stands with its outcome and confidence
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ from typing import NamedTuple
 from . import compose
 from . import confidence as confidence_
 from .embed import CachedEmbedder, Embedder
-from .errors import ModelError
+from .errors import ModelBusy, ModelError
 from .generate import Generator, Message
 from .index import Index
 from .query import Query, check_question, read
-from .reader import Candidate, Reader
+from .reader import MAX_PASSAGE_CHARS, Candidate, Reader
+from .reader import window as window_
 from .retrieve import Retrieved, Retriever
 from .settings import Settings
 from .types import Answer, Evidence, Lead
-from .verify import Checker, Coverage, coverage
+from .verify import Checker, Coverage, coverage, plain_reason
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,17 @@ PROMPT_OVERHEAD = 48  # tokens the chat template adds around the messages
 
 NAMES_NOTHING = ("The question names nothing to look up. Ask about something the documents "
                  "mention: a name, a thing, an event.")
+
+# the plain reasons (Answer.why); the figures behind them go to Answer.note
+WHY_READER_ANSWER = "The reader model judged that this passage answers the question."
+WHY_READER_NOT_SURE = ("This is the closest passage found, but the reader model is not sure "
+                       "that it answers the question.")
+WHY_RULES_ANSWER = "This passage holds the question's words and is close to it in meaning."
+WHY_RULES_NOT_SURE = "This is the closest passage found; it may not answer the question."
+WHY_NOT_CHECKED = "The reader model could not check it, so this rests on the wording alone."
+WHY_BUSY = ("The reader model was busy with other people's questions, so this was not checked "
+            "by it and rests on the wording alone.")
+WHY_REWRITTEN = "The model put it in its own words; each sentence was checked against its source."
 
 
 class Prompt(NamedTuple):
@@ -86,8 +101,7 @@ class Judged(NamedTuple):
     units: list[list[Evidence]]  # what quoting each judged sentence shows
     p: tuple[float, ...]  # the reader's P(answers the question), one per candidate
     signals: confidence_.Signals
-    confidence: float  # P(the quoted answer is right), from the fitted model
-    unanswerable: float  # P(the documents do not answer the question), likewise
+    verdict: confidence_.Verdict  # the outcome, P(right) and P(absent), from the fitted models
 
 
 class Pipeline:
@@ -136,12 +150,14 @@ class Pipeline:
     def stream(
         self, question: str, history: Sequence[str] = (), **overrides
     ) -> Iterator[str | Answer]:
-        """Answer first: yields the rules' quote (or abstention) as soon as it is ready. With a
-        reader, that first Answer has `final=False, pending="reader"`, and the reader's verdict
-        follows: the quote it chose, or an abstention, with its confidence. In generate mode
-        the answer then has `pending="rewrite"`; the model's rewrite follows as raw text pieces
-        (for progress, never to be shown as the answer), then the final Answer: the sentences
-        of the rewrite that passed the check, else the same quote."""
+        """Answer first: yields the rules' outcome (a quote, a passage marked not sure, or the
+        documents don't say) as soon as it is ready. With a reader, that first Answer has
+        `final=False, pending="reader"`, and the reader's verdict follows, with its outcome
+        and confidence; a verdict that would wait longer than `max_wait` seconds for the
+        model is skipped, and the first answer stands, saying so. In generate mode an answer
+        then has `pending="rewrite"`; the model's rewrite follows as raw text pieces (for
+        progress, never to be shown as the answer), then the final Answer: the sentences of
+        the rewrite that passed the check, else the same quote."""
         s = self.settings.replace(**overrides) if overrides else self.settings
         clock = _Clock()
         query = read(check_question(question, s), _earlier(history, s))
@@ -149,30 +165,39 @@ class Pipeline:
         found = retriever.find(query, s.top_k, s.evidence_k)
         clock.mark("retrieve_ms")
         rules = self.rules(query, found, retriever, s)
-        first = rules.abstention or self.quote(query, found)
+        first = self.decide_by_rules(query, found, rules, s)
         if reader is not None and rules.coverage is not None and "reader" in self.models:
-            yield clock.stamp(dataclasses.replace(
-                first, pending="reader", note="checking the sources with the reader"), final=False)
-            first = self.judge(reader, query, found, rules, retriever, s, first)
-            clock.mark("reader_ms")
-        else:
-            first = self.rules_confidence(first, found, rules)
+            waiting = _wait(reader)
+            if waiting > s.max_wait:
+                first = _unchecked(first, waiting, s.max_wait)
+            else:
+                yield clock.stamp(dataclasses.replace(
+                    first, pending="reader", note="checking the sources with the reader"),
+                    final=False)
+                first = self.judge(reader, query, found, rules, retriever, s, first)
+                clock.mark("reader_ms")
+                clock.mark("reader_tokens", float(getattr(reader, "tokens_read", 0)))
         evidence = _first(first, found.evidence)
         prompt = None
-        if not first.abstained and s.mode == "generate" and generator is not None:
-            prompt = self.fit_prompt(query, evidence, s, generator)
-            first = dataclasses.replace(first, note=(
-                f"{first.note}; the model is rewriting it" if prompt else
-                "the question is too long for the model's context; quoting the sources"))
-        if prompt is not None:
-            first = dataclasses.replace(first, pending="rewrite")
-        yield clock.stamp(first, final=prompt is None)
+        if first.outcome == "answer" and s.mode == "generate" and generator is not None:
+            if _wait(generator) > s.max_wait:
+                first = dataclasses.replace(first, note=f"{first.note}; no rewrite: the model "
+                                            f"was busy for more than {s.max_wait:.0f} s")
+            else:
+                prompt = self.fit_prompt(query, evidence, s, generator)
+                if prompt is None:
+                    first = dataclasses.replace(first, note=f"{first.note}; no rewrite: the "
+                                                "question is too long for the model's context")
         if prompt is None:
+            yield clock.stamp(first)
             return
+        yield clock.stamp(dataclasses.replace(first, pending="rewrite",
+                                              note=f"{first.note}; the model is rewriting it"),
+                          final=False)
         draft = yield from self.rewrite(generator, prompt, s, clock)
         generate_ms = clock.since("reader_ms" if "reader_ms" in clock.marks else "retrieve_ms")
         if draft is None:
-            final = dataclasses.replace(first, note="the model could not answer; quoting the sources")
+            final = dataclasses.replace(first, note=f"{first.note}; the model could not answer")
         else:
             final = self.check(query, draft, prompt, first)
         yield clock.stamp(dataclasses.replace(final, pending=""), generate_ms)
@@ -186,53 +211,91 @@ class Pipeline:
     def rules(self, query: Query, found: Retrieved, retriever: Retriever, s: Settings) -> Rules:
         """The rules' verdict on the evidence: names and numbers asked about, the thing asked
         for, the kind of answer wanted, the best cosine."""
+        model = self.models.get("hard_unanswerable")
+        hard = model.confidence(None) if model is not None else None
         if not found.evidence:
+            if not retriever.index.docs:
+                return Rules(_abstain(query, _dont_say((), s.collection), "the index has no "
+                                      "documents", 1.0, "No documents are indexed yet."), None, 0.0)
             why = ("the passages found hold only questions, instructions, code or titles; none "
-                   "states anything to quote") if retriever.index.docs else "the index has no documents"
-            return Rules(_abstain(query, _dont_say((), s.collection), why, 1.0), None, 0.0)
+                   "states anything to quote")
+            return Rules(_abstain(query, _dont_say((), s.collection), why, hard,
+                                  "The passages found hold only questions, instructions, code or "
+                                  "titles; none states anything to quote."), None, 0.0)
         if not query.terms.stems:
-            return Rules(_abstain(query, NAMES_NOTHING, "no content words in the question"), None, 0.0)
+            return Rules(_abstain(query, NAMES_NOTHING, "no content words in the question", hard,
+                                  "The question names nothing to look up."), None, 0.0)
         cosine = self._best_cosine(query, found.evidence[0], retriever.index)
         verdict = coverage(query.asking, found.evidence, found.text, cosine,
                            retriever.vocabulary, self.embedder)
         if not verdict.covered:
             action = query.asking.asked_for if query.asking.how_to else ""
             text = _dont_say(verdict.missing, s.collection, action)
-            return Rules(_abstain(query, text, verdict.reason), verdict, cosine)
+            return Rules(_abstain(query, text, verdict.reason, why=plain_reason(verdict)),
+                         verdict, cosine)
         return Rules(None, verdict, cosine)
 
-    def rules_confidence(self, answer: Answer, found: Retrieved, rules: Rules) -> Answer:
-        """The rules' answer with the confidence the rules-only model gives it."""
-        if rules.coverage is None or "rules" not in self.models:
-            return answer
+    def decide_by_rules(self, query: Query, found: Retrieved, rules: Rules,
+                        s: Settings) -> Answer:
+        """The first answer: the rules' quote, or their abstention, as the outcome that the
+        rules' fitted probabilities give (no fit: as the rules found)."""
+        if rules.coverage is None:  # nothing to judge: the rules' abstention stands
+            return rules.abstention
+        quote = dataclasses.replace(self.quote(query, found), why=WHY_RULES_ANSWER)
+        if "rules" not in self.models:
+            return rules.abstention or quote
         signals = rules.signals((), tuple(e.score for e in found.ranked[:1]))
-        model = self.models["rules_unanswerable" if answer.abstained else "rules"]
-        return dataclasses.replace(answer, confidence=model.confidence(signals))
+        verdict = confidence_.decide(self.models, "rules", signals)
+        said = (f"the rules: P(right) {verdict.right:.2f} (answer at "
+                f"{self.models['rules'].threshold:.2f}), P(not in the documents) "
+                f"{verdict.absent:.2f} (refuse at "
+                f"{self.models['rules_unanswerable'].threshold:.2f})")
+        if verdict.outcome == "not_in_documents":
+            return self.refusal(query, rules, s, verdict.absent, said, "")
+        why = (WHY_RULES_ANSWER if verdict.outcome == "answer" else
+               _doubt(rules, WHY_RULES_NOT_SURE))
+        return dataclasses.replace(quote, note=f"{said}; {rules.coverage.reason or 'covered'}",
+                                   confidence=verdict.right, outcome=verdict.outcome, why=why)
+
+    def refusal(self, query: Query, rules: Rules, s: Settings, sure: float, said: str,
+                judged: str) -> Answer:
+        """"The documents don't say", with the rules' reason for it when they had one, and
+        the reader's (`judged`) when it judged."""
+        c = rules.coverage
+        text = rules.abstention.text if rules.abstention is not None else _dont_say(
+            (), s.collection)
+        plain = [x for x in (plain_reason(c) if c is not None else "", judged) if x]
+        why = " ".join(plain) or "Nothing in the passages found answers the question."
+        note = f"{said}; {c.reason}" if c is not None and c.reason else said
+        return _abstain(query, text, note, sure, why)
 
     def assess(self, reader: Reader, query: Query, found: Retrieved, rules: Rules,
-               retriever: Retriever) -> Judged | None:
-        """The reader's verdicts on the best-ranked sentences, and the confidence they give;
-        None when the reader gave no probabilities."""
+               retriever: Retriever, s: Settings) -> Judged | None:
+        """The reader's verdicts on the best-ranked sentences, and the outcome they give; None
+        when the reader gave no probabilities."""
         model = self.models["reader"]
-        asked = self.for_reader(query, found, retriever, model.candidates)
-        p = reader.judge(asked.question, asked.shown, model.stop_at)
+        asked = self.for_reader(query, found, retriever, model.candidates, model.window)
+        p = reader.judge(asked.question, asked.shown, model.stop_at, model.window, s.max_wait)
         if p is None:
             return None
         rule = tuple(e.score for e in asked.candidates[: len(p)])
         signals = rules.signals(tuple(p), rule, model.choose(tuple(p), rule))
-        return Judged(asked.units[: len(p)], tuple(p), signals, model.confidence(signals),
-                      self.models["reader_unanswerable"].confidence(signals))
+        return Judged(asked.units[: len(p)], tuple(p), signals,
+                      confidence_.decide(self.models, "reader", signals))
 
-    def for_reader(self, query: Query, found: Retrieved, retriever: Retriever,
-                   n: int) -> ForReader:
+    def for_reader(self, query: Query, found: Retrieved, retriever: Retriever, n: int,
+                   window: int = MAX_PASSAGE_CHARS) -> ForReader:
         """The `n` best-ranked sentences as the reader judges them: each with what quoting it
-        would show (the next sentence of its paragraph, when that one finishes it) and the
-        heading of its section."""
+        would show (the next sentence of its paragraph, when that one finishes it), cut to
+        the `window` characters that hold the question's words, and the heading of its
+        section."""
         candidates = found.ranked[:n]
+        question = query.search if query.history else query.text
         units = [self.unit(query, ev, found, retriever) for ev in candidates]
-        shown = [Candidate(" ".join(e.text for e in unit), _heading(ev, found))
+        shown = [Candidate(window_(" ".join(" ".join(e.text for e in unit).split()), question,
+                                   window), _heading(ev, found))
                  for ev, unit in zip(candidates, units, strict=True)]
-        return ForReader(query.search if query.history else query.text, candidates, units, shown)
+        return ForReader(question, candidates, units, shown)
 
     @staticmethod
     def shown(query: Query, unit: list[Evidence], found: Retrieved) -> list[Evidence]:
@@ -253,36 +316,45 @@ class Pipeline:
 
     def judge(self, reader: Reader, query: Query, found: Retrieved, rules: Rules,
               retriever: Retriever, s: Settings, first: Answer) -> Answer:
-        """The reader's answer: the passage it judged answers, quoted, or the abstention when
-        the confidence is below the fitted threshold. A reader that fails or gives no
-        probabilities leaves the rules' answer (`first`), saying so."""
+        """The reader's outcome: the passage it judged answers, quoted; the best passage,
+        marked not sure; or the documents don't say. A reader that fails, gives no
+        probabilities or waits too long for its model leaves the rules' answer (`first`),
+        saying so."""
         try:
-            judged = self.assess(reader, query, found, rules, retriever)
+            judged = self.assess(reader, query, found, rules, retriever, s)
+        except ModelBusy as e:
+            return _unchecked(first, s.max_wait, s.max_wait, str(e))
         except (ModelError, ValueError, RuntimeError) as e:
             log.info("the reader failed: %s", e)  # the answer's note says so
             judged, why = None, f"the reader failed ({e})"
         else:
             why = "the reader gave no probabilities"
         if judged is None:
-            answer = self.rules_confidence(first, found, rules)
-            return dataclasses.replace(answer, note=f"{answer.note}; {why}, so the rules decided")
-        p_best = judged.p[judged.signals.chosen]
-        threshold = self.models["reader"].threshold
-        checked = len(judged.p)
-        if judged.confidence < threshold:
-            seen = f"none of the {checked} best passages" if checked > 1 else "the best passage"
-            said = (f"the reader judged that {seen} answers it (its best: P {max(judged.p):.2f}; "
-                    f"confidence {judged.confidence:.2f}, below {threshold:.2f})")
-            if rules.abstention is not None:
-                return dataclasses.replace(rules.abstention, note=f"{rules.abstention.note}; {said}",
-                                           confidence=judged.unanswerable)
-            return _abstain(query, _dont_say((), s.collection), said, judged.unanswerable)
-        rendered = compose.quoted(self.shown(query, judged.units[judged.signals.chosen], found))
-        note = f"the reader judged this passage answers it (P {p_best:.2f})"
-        if rules.abstention is not None:
-            note += f", though the rules doubted it ({rules.abstention.note})"
+            return dataclasses.replace(first, note=f"{first.note}; {why}, so the rules decided",
+                                       why=f"{first.why} {WHY_NOT_CHECKED}".strip())
+        verdict, chosen = judged.verdict, judged.signals.chosen
+        tokens = getattr(reader, "tokens_read", 0)
+        seen = tuple(compose.quoted(u).text for u in judged.units)
+        said = (f"the reader: P(yes) {', '.join(f'{p:.2f}' for p in judged.p)} for the "
+                f"{len(judged.p)} best passages ({tokens} tokens read), passage {chosen + 1} "
+                f"chosen; P(right) {verdict.right:.2f} (answer at "
+                f"{self.models['reader'].threshold:.2f}), P(not in the documents) "
+                f"{verdict.absent:.2f} (refuse at "
+                f"{self.models['reader_unanswerable'].threshold:.2f})")
+        if verdict.outcome == "not_in_documents":
+            n = len(judged.p)
+            judged_why = ("The reader model judged that none of the "
+                          f"{n} passages closest to the question answers it." if n > 1 else
+                          "The reader model judged that the passage closest to the question "
+                          "does not answer it.")
+            answer = self.refusal(query, rules, s, verdict.absent, said, judged_why)
+            return dataclasses.replace(answer, judged=seen)
+        rendered = compose.quoted(self.shown(query, judged.units[chosen], found))
+        why = (WHY_READER_ANSWER if verdict.outcome == "answer" else
+               _doubt(rules, WHY_READER_NOT_SURE))
         return Answer(query.text, rendered.text, "extractive", tuple(rendered.citations),
-                      query.search, note=note, confidence=judged.confidence)
+                      query.search, note=said, confidence=verdict.right,
+                      outcome=verdict.outcome, why=why, judged=seen)
 
     def quote(self, query: Query, found: Retrieved) -> Answer:
         """The best sentences, quoted word for word."""
@@ -306,13 +378,17 @@ class Pipeline:
         return "".join(pieces)
 
     def check(self, query: Query, draft: str, prompt: Prompt, quote: Answer) -> Answer:
-        """The sentences of the model's rewrite that hold, else the quote, saying why."""
+        """The sentences of the model's rewrite that hold, with the quote's outcome and
+        confidence (the rewrite is held to the passage the quote cites); else the quote as it
+        was, its plain reason unchanged, and the note saying why the rewrite was dropped."""
         rendered, why = compose.checked(query, draft, prompt.evidence, self.checker)
         if rendered is None:
-            return dataclasses.replace(quote, note=f"the model's answer failed the check ({why}); "
-                                       "quoting the sources instead")
-        return Answer(query.text, rendered.text, "generate", tuple(rendered.citations),
-                      query.search, note="every sentence checked against its source")
+            return dataclasses.replace(quote, note=f"{quote.note}; the rewrite was not used "
+                                       f"({why})")
+        return dataclasses.replace(
+            quote, text=rendered.text, mode="generate", citations=tuple(rendered.citations),
+            note=f"{quote.note}; rewritten, every sentence checked against its source",
+            why=f"{quote.why} {WHY_REWRITTEN}".strip())
 
     # -- pieces ---------------------------------------------------------------------------
     def _retriever(self, method: str) -> Retriever:
@@ -390,8 +466,30 @@ def _earlier(history: Sequence[str], s: Settings) -> list[str]:
     return [h.strip()[: s.max_question_chars] for h in history if h and h.strip()]
 
 
-def _abstain(query: Query, text: str, why: str, sure: float | None = None) -> Answer:
-    return Answer(query.text, text, "abstained", (), query.search, note=why, confidence=sure)
+def _abstain(query: Query, text: str, note: str, sure: float | None = None,
+             why: str = "") -> Answer:
+    return Answer(query.text, text, "abstained", (), query.search, note=note, confidence=sure,
+                  outcome="not_in_documents", why=why)
+
+
+def _doubt(rules: Rules, why: str) -> str:
+    """`why`, after what the rules doubt (a word asked about that no document mentions, ...)."""
+    doubt = plain_reason(rules.coverage) if rules.coverage is not None else ""
+    return f"{doubt} {why}".strip()
+
+
+def _wait(model) -> float:
+    """Seconds a call to `model` (a reader or a generator) would wait for it now."""
+    wait = getattr(model, "expected_wait", None)
+    return wait() if wait is not None else 0.0
+
+
+def _unchecked(first: Answer, waited: float, bound: float, said: str = "") -> Answer:
+    """The first answer as the final one, when the reader's verdict would wait too long."""
+    said = said or f"the model would be free in about {waited:.0f} s"
+    return dataclasses.replace(first, note=f"{first.note}; no verdict: {said}, more than the "
+                               f"{bound:.0f} s an answer may wait (max_wait)",
+                               why=f"{first.why} {WHY_BUSY}".strip())
 
 
 def _heading(ev: Evidence, found: Retrieved) -> str:

@@ -14,6 +14,10 @@ from typing import Literal, NamedTuple
 # How an answer was made, in Settings.mode's words: "generate" (the model wrote it, and it
 # passed the check), "extractive" (quoted from the sources), or "abstained".
 Mode = Literal["generate", "extractive", "abstained"]
+# What the engine concludes, from its fitted probabilities (rag.confidence): an answer; not
+# sure (the best passage found is shown, marked as possibly not the answer); or the documents
+# don't say (only when it is confident the answer is not there).
+Outcome = Literal["answer", "not_sure", "not_in_documents"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,10 @@ class Answer:
     # don't say (rag.confidence); None when no confidence was computed
     confidence: float | None = None
     pending: str = ""  # for an answer that is not final: "reader" or "rewrite" comes next
+    outcome: Outcome = "answer"  # "not_in_documents" exactly when mode is "abstained"
+    why: str = ""  # the reason in plain words, for the person asking; `note` has the figures
+    # the passages the reader judged, as quoting each would show them (for `rag eval`)
+    judged: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def abstained(self) -> bool:
@@ -111,7 +119,12 @@ class Answer:
                 for k in ("retrieve_ms", "first_answer_ms", "reader_ms", "generate_ms", "total_ms")
             },
             "retrieval_query": self.retrieval_query,
+            # P(what the outcome says is true): the answer (or the passage shown) is right, or
+            # for not_in_documents, the documents do not answer the question
             "confidence": None if self.confidence is None else round(self.confidence, 3),
+            "outcome": self.outcome,  # answer | not_sure | not_in_documents
+            "why": self.why,  # in plain words
+            "note": self.note,  # how the engine decided, with its probabilities and thresholds
             "final": self.final,  # false only for an answer that a later one may replace
             "pending": self.pending,  # what comes next for an answer not final: reader, rewrite
         }

@@ -19,7 +19,7 @@ import numpy as np
 from .answer_type import GENERIC_NOUNS
 from .embed import Embedder
 from .query import Ask
-from .terms import QUESTION_WORDS, STOPWORDS, key_terms, stem, text_stems, tokens
+from .terms import QUESTION_WORDS, STOPWORDS, initialisms, key_terms, stem, text_stems, tokens
 from .types import Evidence
 
 MARKER = re.compile(r"\s*\[(\d+)\]")
@@ -38,6 +38,32 @@ class Coverage:
     # why not: "unrelated" (no sentence is close), "absent" (a word asked about is missing),
     # "answer" (no answer of the wanted kind), "nothing" (the question names nothing)
     kind: str = ""
+    elsewhere: tuple[str, ...] = ()  # asked about, missing from the passages found, not from all
+
+
+def plain_reason(c: Coverage) -> str:
+    """Why the rules doubt that the documents answer, as a person would say it ("" when they
+    do not doubt it)."""
+    if c.covered:
+        return ""
+    if c.kind == "unrelated":
+        return "Nothing in the documents comes close to this question."
+    if c.kind == "nothing":
+        return "The question names nothing to look up."
+    if c.kind == "absent":
+        said = []
+        if c.missing:
+            said.append(f"No document mentions {_listed(c.missing)}.")
+        if c.elsewhere:
+            said.append(f"The passages closest to the question do not mention "
+                        f"{_listed(c.elsewhere)}.")
+        return " ".join(said)
+    return c.reason[:1].upper() + c.reason[1:] + "." if c.reason else ""
+
+
+def _listed(words: Sequence[str]) -> str:
+    quoted = [f"“{w}”" for w in words[:3]]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def fuzzy_in(term: str, have: Collection[str]) -> bool:
@@ -78,7 +104,7 @@ def coverage(
     if best_cosine < MIN_EVIDENCE_COSINE:
         return Coverage(False, (), "no sentence found is close to this question "
                         f"(best match: cosine {best_cosine:.2f})", "unrelated")
-    have = text_stems(retrieved_text)
+    have = text_stems(retrieved_text) | initialisms(retrieved_text)  # "GFDL" as its words too
     written = dict(ask.spelling)
     order = {s: i for i, s in enumerate(written)}
     asked = sorted(terms.names | terms.numbers, key=lambda s: order.get(s, len(order)))
@@ -133,7 +159,7 @@ def _absent(words: list[str], stems: list[str], vocabulary: Collection[str]) -> 
         reasons.append(f"not in the documents: {', '.join(nowhere)}")
     if found:
         reasons.append(f"not in the passages found for this question: {', '.join(found)}")
-    return Coverage(False, tuple(nowhere), "; ".join(reasons), "absent")
+    return Coverage(False, tuple(nowhere), "; ".join(reasons), "absent", tuple(found))
 
 
 def split_markers(sentence: str) -> tuple[str, list[int]]:

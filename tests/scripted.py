@@ -1,4 +1,5 @@
-"""A generator that replays scripted replies, the way simonw/llm's `MockModel` does.
+"""A generator that replays scripted replies, the way simonw/llm's `MockModel` does; and a
+reader that gives the verdicts it is scripted with.
 
 It is a real `Generator`: the pipeline is handed it like llama.cpp or a server, so a test can
 say exactly what "the model" wrote and then assert what the checker made of it. It records
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from rag.errors import ModelError
 from rag.generate import Message, estimate_tokens
 
 
@@ -35,6 +37,9 @@ class ScriptedGenerator:
     def enqueue(self, *replies: str | Exception) -> None:
         self.replies.extend(replies)
 
+    def expected_wait(self) -> float:
+        return 0.0  # a scripted model is never busy
+
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
@@ -47,3 +52,41 @@ class ScriptedGenerator:
         if isinstance(reply, Exception):
             raise reply
         yield from re.findall(r"\s*\S+", reply)[:max_tokens]
+
+
+class ScriptedReader:
+    """A reader that gives the probabilities it was scripted with: `by_words` maps words of a
+    candidate to its P(yes); others get `rest`. None for `gives` means no probabilities."""
+
+    name = "scripted"
+
+    def __init__(self, by_words: dict[str, float] | None = None, rest: float = 0.05,
+                 gives: bool = True, fails: bool = False):
+        self.by_words, self.rest, self.gives, self.fails = by_words or {}, rest, gives, fails
+        self.seen: list[list[str]] = []
+
+    def judge(self, question, candidates, stop_at=1.0, window=300, wait_s=None):
+        if self.fails:
+            raise ModelError("the server went away")
+        if not self.gives:
+            return None
+        self.seen.append([c.text for c in candidates])
+        out = []
+        for c in candidates:
+            p = next((v for w, v in self.by_words.items() if w in c.text), self.rest)
+            out.append(p)
+            if p >= stop_at:
+                break
+        return out
+
+    def expected_wait(self) -> float:
+        return 0.0
+
+
+def doubting(pipeline):
+    """`pipeline` with a reader that finds that no passage answers: what the engine says when
+    the documents do not answer, as the shipped reader would judge it."""
+    from rag import Pipeline
+
+    return Pipeline(pipeline.settings, pipeline.index, pipeline.embedder, None,
+                    ScriptedReader(rest=0.02))

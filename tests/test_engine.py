@@ -126,7 +126,8 @@ def test_extractive_mode_needs_no_llm(pipeline):
 def test_json_contract(pipeline):
     data = pipeline.ask("Which countries were involved in the backchannel talks?").to_json()
     assert set(data) >= {
-        "question", "answer", "abstained", "mode", "citations", "timings", "confidence"
+        "question", "answer", "abstained", "mode", "citations", "timings", "confidence",
+        "outcome", "why", "note"
     }
     assert set(data["timings"]) == {
         "retrieve_ms", "first_answer_ms", "reader_ms", "generate_ms", "total_ms"

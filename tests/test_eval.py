@@ -87,7 +87,9 @@ def test_held_out_averages_only_corpora_the_engine_was_not_fitted_on():
     from bench.evaluate import macro
 
     a = {"questions": 60, "unanswerable": 20, "answer_accuracy": 50.0, "cites_gold": 40.0,
-         "abstention_recall": 30.0, "abstention_precision": None, "precision_when_answering": 60.0}
+         "abstention_recall": 30.0, "abstention_precision": None, "precision_when_answering": 60.0,
+         "right_shown": 70.0, "confidently_wrong": 5.0, "calibration_error": 0.05,
+         "reader_recall": None}
     b = dict(a, answer_accuracy=70.0, abstention_precision=80.0)
     m = macro([a, b])
     assert m["answer_accuracy"] == 60.0 and m["abstention_precision"] == 80.0
@@ -105,8 +107,10 @@ def test_rag_eval_json_reports_every_corpus_and_what_is_held_out(tmp_path):
     result = json.loads(out.stdout)
     news = result["corpora"]["news"]
     for key in ("questions", "unanswerable", "answer_accuracy", "cites_gold", "abstention_recall",
-                "abstention_precision", "precision_when_answering"):
+                "abstention_precision", "precision_when_answering", "right_shown",
+                "confidently_wrong", "calibration_error", "reader_recall"):
         assert news[key] is not None, key
+    assert sum(news["outcomes"].values()) == news["questions"]
     assert news["questions"] == 63 and news["unanswerable"] == 14
     assert result["fitted_on"] == ["news"] and result["held_out"] is None
 
@@ -124,3 +128,52 @@ def test_fit_scorer_scores_selection_and_abstention():
     s = score(rows, np.array([1.0]))
     assert s["top1"] == 50.0  # the second question's best sentence is not the gold one
     assert s["abstention_auc"] == 1.0  # both answerable questions' best beats the unanswerable
+
+
+# -- the honesty figures: calibration, confident mistakes, the right passage shown ------------
+def _row(outcome, confidence, answerable=True, right=True):
+    shown = answerable and right and outcome != "not_in_documents"
+    return {"outcome": outcome, "confidence": confidence, "answerable": answerable,
+            "correct": (outcome == "answer" and shown) if answerable else None,
+            "shown_right": shown if answerable else None, "judged_right": None, "judged": 0,
+            "rank": None, "cites_gold": None,
+            "mode": "abstained" if outcome == "not_in_documents" else "extractive"}
+
+
+def test_calibration_error_is_zero_when_the_confidence_matches_how_often_it_holds():
+    from bench.evaluate import calibration, ece
+
+    # four answers at 0.75, three of them right; four refusals at 0.25 ... of which one right
+    rows = ([_row("answer", 0.75)] * 3 + [_row("answer", 0.75, right=False)]
+            + [_row("not_in_documents", 0.25, answerable=False)]
+            + [_row("not_in_documents", 0.25)] * 3)
+    assert ece(*calibration(rows)) == 0.0
+    # always sure and right half the time: off by a half
+    assert ece([1.0, 1.0], [True, False]) == 0.5
+
+
+def test_the_summary_counts_confident_mistakes_and_right_passages_shown():
+    from bench.evaluate import summarize
+
+    rows = [_row("answer", 0.9), _row("answer", 0.7, right=False),
+            _row("answer", 0.65, answerable=False),  # a confident answer to the unanswerable
+            _row("answer", 0.55, right=False),  # wrong, but not confident
+            _row("not_sure", 0.4), _row("not_sure", 0.3, right=False),
+            _row("not_in_documents", 0.9, answerable=False), _row("not_in_documents", 0.8)]
+    s = summarize(rows)
+    assert s["confidently_wrong"] == round(100 * 2 / 8, 1)
+    answerable = [r for r in rows if r["answerable"]]
+    assert s["right_shown"] == round(100 * 2 / len(answerable), 1)  # the 0.9 answer, a not-sure
+    assert s["answer_accuracy"] == round(100 * 1 / len(answerable), 1)
+    assert s["abstention_precision"] == 50.0 and s["outcomes"] == {
+        "answer": 4, "not_sure": 2, "not_in_documents": 2}
+
+
+def test_the_reliability_diagram_is_drawn(tmp_path):
+    from bench.evaluate import plot
+
+    rows = [_row("answer", 0.9), _row("not_sure", 0.4, right=False),
+            _row("not_in_documents", 0.8, answerable=False)]
+    results = {"held_out": {"corpora_names": ["a"]}, "rows": {"a": rows}}
+    plot(results, str(tmp_path / "r.png"))
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

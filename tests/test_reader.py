@@ -9,34 +9,10 @@ import pytest
 from rag import ModelError, Pipeline, Settings
 from rag.reader import Candidate, LlamaReader, messages, p_yes
 
+from .scripted import ScriptedReader as Scripted
+
 QUESTION = "How many Ukrainians have been displaced?"
 DISPLACED = "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians."
-
-
-class Scripted:
-    """A reader that gives the probabilities it was scripted with: `by_words` maps words of a
-    candidate to its P(yes); others get `rest`. None for `gives` means no probabilities."""
-
-    name = "scripted"
-
-    def __init__(self, by_words: dict[str, float] | None = None, rest: float = 0.05,
-                 gives: bool = True, fails: bool = False):
-        self.by_words, self.rest, self.gives, self.fails = by_words or {}, rest, gives, fails
-        self.seen: list[list[str]] = []
-
-    def judge(self, question, candidates, stop_at=1.0):
-        if self.fails:
-            raise ModelError("the server went away")
-        if not self.gives:
-            return None
-        self.seen.append([c.text for c in candidates])
-        out = []
-        for c in candidates:
-            p = next((v for w, v in self.by_words.items() if w in c.text), self.rest)
-            out.append(p)
-            if p >= stop_at:
-                break
-        return out
 
 
 @pytest.fixture(scope="module")
@@ -62,24 +38,65 @@ def test_p_yes_reads_the_yes_and_no_mass():
     assert p_yes([], [-1.0]) == 0.0 and p_yes([-1.0], []) == 1.0 and p_yes([], []) is None
 
 
+# llama.cpp multiplies a batch of many tokens with other kernels than one token (a tiled GEMM
+# over repacked weights against a GEMV), and which ones depends on the CPU's instruction set;
+# both quantize the activations to 8 bits per block of 32, so the same prompt's logits round
+# apart. On these candidates the log-odds of "yes" moved by at most 0.13 between judging
+# alone, together and after another question, with an AVX-512 VNNI build and with an AVX2
+# build alike (SmolLM2 moved 0.19 on a real AVX2 CPU): the tolerance is four times that, and
+# the sentence that answers must stay first.
+LOG_ODDS_TOLERANCE = 0.5
+
+
+def _log_odds(p: list[float]) -> list[float]:
+    from rag.confidence import logit
+
+    return [logit(x) for x in p]
+
+
+@pytest.mark.slow
 def test_a_real_model_judges_each_candidate_alike_alone_together_or_after_another_question(
-    generator
+    default_reader
 ):
     cands = [Candidate(DISPLACED), Candidate("Macron will meet Trump at the White House."),
              Candidate("Such a force would ensure that Russia does not violate the terms.")]
+    llm, lock = default_reader.llm, default_reader._lock
 
     def reader(batch):  # a context of its own each time: nothing cached from before
-        return LlamaReader(generator.llm, generator.lock, "smollm2", batch=batch)
+        return LlamaReader(llm, lock, "qwen", batch=batch)
 
     together = reader(3).judge(QUESTION, cands)
     assert len(together) == 3 and all(0.0 <= p <= 1.0 for p in together)
     alone = [reader(1).judge(QUESTION, [c])[0] for c in cands]
-    assert together == pytest.approx(alone, abs=0.03)  # batched matrix products round apart
     warm = reader(3)
     warm.judge("Who will Macron meet?", cands)  # its system prompt stays in the KV cache
-    assert warm.judge(QUESTION, cands) == pytest.approx(together, abs=0.03)
+    after = warm.judge(QUESTION, cands)
+    order = sorted(range(3), key=lambda i: -together[i])
+    assert order[0] == 0  # the sentence that answers, clearly first
+    assert _log_odds(together)[0] - max(_log_odds(together)[1:]) > 4 * LOG_ODDS_TOLERANCE
+    for other in (alone, after):
+        assert sorted(range(3), key=lambda i: -other[i])[0] == 0
+        assert _log_odds(other) == pytest.approx(_log_odds(together), abs=LOG_ODDS_TOLERANCE)
     # stopping early: after the first candidate at or above stop_at, nothing more is judged
     assert len(reader(3).judge(QUESTION, cands, stop_at=0.0)) == 1
+
+
+def test_the_reader_counts_the_tokens_it_reads_and_reads_the_instruction_once(generator):
+    """The instruction lives in the system prompt, evaluated once per process: a later
+    question costs only its own words and its passages."""
+    from rag.reader import _common
+
+    cands = [Candidate(DISPLACED), Candidate("Macron will meet Trump at the White House.")]
+    r = LlamaReader(generator.llm, generator.lock, "smollm2")
+    r.judge("Who will Macron meet?", cands)
+    first = r.tokens_read
+    r.judge(QUESTION, cands)
+    prompts = [r.tokens(QUESTION, c) for c in cands]
+    system = _common([r.tokens(q, cands[0]) for q in ("Who?", "What is it?")])
+    assert system > 20 and r.tokens_read < first
+    # each prompt less the system prompt, the question's words read once
+    shared = _common(prompts)
+    assert r.tokens_read == sum(len(p) - shared for p in prompts) + shared - system
 
 
 def test_a_model_without_a_chat_template_is_refused_with_the_fix(generator, monkeypatch):
@@ -107,27 +124,38 @@ def test_the_quote_comes_first_then_the_readers_verdict(scripted_pipeline):
     first, final = events
     assert not first.final and first.pending == "reader" and "checking" in first.note
     assert final.final and final.mode == "extractive" and "14 million" in final.text
-    assert final.confidence is not None and final.confidence > 0.5
-    assert "the reader judged this passage answers it" in final.note
+    assert final.outcome == "answer" and final.confidence is not None and final.confidence > 0.5
+    assert final.why == "The reader model judged that this passage answers the question."
+    assert "P(yes) 0.97" in final.note  # the figures are in the note, not in the reason
     assert final.timings["reader_ms"] >= final.timings["retrieve_ms"]
 
 
 def test_a_reader_that_finds_no_answer_makes_the_engine_abstain_and_say_why(scripted_pipeline):
     reader = Scripted(rest=0.01)
     answer = scripted_pipeline(reader).ask(QUESTION)
-    assert answer.abstained and answer.text == "The documents don't say."
-    assert "the reader judged that none of the" in answer.note and "below" in answer.note
+    assert answer.abstained and answer.outcome == "not_in_documents"
+    assert answer.text == "The documents don't say."
+    assert answer.why.startswith("The reader model judged that none of the")
+    assert "refuse at" in answer.note  # the cut, for -v and the JSON
     assert answer.confidence is not None and answer.confidence > 0.5  # sure it is not there
     assert len(reader.seen[0]) == scripted_pipeline(reader).models["reader"].candidates
 
 
 def test_the_reader_may_quote_another_passage_than_the_rules_lead(scripted_pipeline):
+    import dataclasses
+
     from rag.query import read
 
     found = scripted_pipeline(None).retrieve(read(QUESTION))
     other = found.ranked[1]
     reader = Scripted({" ".join(other.text.split()[:6]): 0.99}, rest=0.01)
-    answer = scripted_pipeline(reader).ask(QUESTION)
+    pipeline = scripted_pipeline(reader)
+    model = pipeline.models["reader"]
+    # how far the reader's verdict may override the rules' ranking is fitted (rule_weight);
+    # with a weight that lets it, the passage it says yes to is quoted
+    pipeline.models = {**pipeline.models, "reader": dataclasses.replace(
+        model, rule_weight=0.0, candidates=max(2, model.candidates))}
+    answer = pipeline.ask(QUESTION)
     assert not answer.abstained and answer.citations[0].start == other.start
 
 
@@ -137,6 +165,8 @@ def test_without_a_verdict_the_rules_answer_and_the_note_says_so(scripted_pipeli
     answer = scripted_pipeline(reader).ask(QUESTION)
     rules = scripted_pipeline(None).ask(QUESTION)
     assert answer.text == rules.text and said in answer.note and "the rules decided" in answer.note
+    assert answer.outcome == rules.outcome and answer.confidence == rules.confidence
+    assert "could not check it" in answer.why
 
 
 def test_every_answer_carries_a_confidence_abstentions_too(scripted_pipeline):

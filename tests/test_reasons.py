@@ -13,6 +13,8 @@ from rag.query import read
 from rag.types import Evidence
 from rag.verify import Checker, coverage
 
+from .scripted import doubting
+
 # A hard-wrapped note: sentences run across line breaks.
 NOTE = """Bakery notes
 
@@ -109,9 +111,10 @@ def test_the_engine_names_only_what_no_document_has(note_pipeline):
     answer = pipeline.ask("What is mixed with 350 grams of water?")
     assert not answer.abstained, answer.note
     assert "350 grams of\nwater and 500 grams" in answer.citations[0].quote
-    refused = pipeline.ask("What did Bertinet say about Okafor's oven?")
-    assert refused.abstained and "Okafor" not in refused.text and "Okafor" not in refused.note
+    refused = doubting(pipeline).ask("What did Bertinet say about Okafor's oven?")
+    assert refused.abstained and "Okafor" not in refused.text and "Okafor" not in refused.why
     assert refused.text == "The documents don't say anything about Bertinet."
+    assert "No document mentions “Bertinet”." in refused.why
 
 
 # -- the answer checker: every sentence against the source it cites --------------------------
@@ -223,5 +226,5 @@ def test_a_how_to_question_needs_its_action_in_the_passages(embedder):
 
 
 def test_an_abstention_on_a_missing_action_says_how_to(note_pipeline):
-    answer = note_pipeline.ask("How do I freeze the dough?")
+    answer = doubting(note_pipeline).ask("How do I freeze the dough?")
     assert answer.abstained and answer.text == "The documents don't say how to freeze."

@@ -259,6 +259,9 @@ def test_ask_returns_the_checked_answer_as_json(client):
         "timings",
         "retrieval_query",
         "confidence",
+        "outcome",
+        "why",
+        "note",
         "final",
         "pending",
     }
@@ -523,5 +526,8 @@ def test_models_loading_in_the_background_are_waited_for_and_a_failed_load_is_no
 
 
 class Scripted:
-    def judge(self, question, candidates, stop_at=1.0):
+    def judge(self, question, candidates, stop_at=1.0, window=300, wait_s=None):
         return [0.9 for _ in candidates]
+
+    def expected_wait(self) -> float:
+        return 0.0

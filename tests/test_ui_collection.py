@@ -16,6 +16,7 @@ from ui.collection import EXAMPLES_FILE, intro, subject
 from ui.service import Service
 
 from .conftest import SEEDS
+from .scripted import doubting
 from .ui_helpers import free_port, running
 
 # A hard-wrapped note, as someone keeps one in a text editor.
@@ -95,14 +96,16 @@ def test_examples_need_every_document_they_were_written_for(note_pipeline):
 
 
 def test_an_abstention_over_a_note_names_the_documents_not_articles(note_pipeline):
-    answer = note_pipeline.ask("What temperature did Bertinet bake the loaf at?")
+    judged = doubting(note_pipeline)  # a reader that finds no passage answers it
+    answer = judged.ask("What temperature did Bertinet bake the loaf at?")
     assert answer.abstained
     assert answer.text == "The documents don't say anything about Bertinet."
-    assert answer.note == "not in the documents: Bertinet"
+    assert answer.note.endswith("; not in the documents: Bertinet")
 
 
 def test_a_named_collection_is_named(note_settings, note_pipeline):
-    named = note_pipeline.ask("What temperature did Bertinet bake the loaf at?", collection="Kitchen notes")
+    named = doubting(note_pipeline).ask("What temperature did Bertinet bake the loaf at?",
+                                        collection="Kitchen notes")
     assert named.text == "The documents in “Kitchen notes” don't say anything about Bertinet."
     opening = intro(note_pipeline.index, "Kitchen notes")
     assert "<h1>Ask Kitchen notes</h1>" in opening.header

@@ -20,6 +20,7 @@ CITE = Citation(
 
 
 def answer(mode="generate", text="He met Trump. [1]", citations=(CITE,), **kw) -> Answer:
+    kw.setdefault("outcome", "not_in_documents" if mode == "abstained" else "answer")
     return Answer(
         "Where did he meet Trump?",
         text,
@@ -197,6 +198,24 @@ def test_a_quote_being_rewritten_says_so_apart_from_the_answer():
 def test_the_confidence_is_shown_in_words(mode, confidence, words):
     a = dataclasses.replace(answer(mode=mode), confidence=confidence)
     assert 'class="rag-confidence"' in render.answer_html(a) and words in render.answer_html(a)
+
+
+def test_a_passage_the_engine_is_not_sure_of_is_marked_so_with_its_reason():
+    a = answer(mode="extractive", outcome="not_sure", confidence=0.41,
+               why="This is the closest passage found; it may not answer the question.")
+    html = render.answer_html(a)
+    assert 'rag-badge-not-sure"' in html and ">not sure</span>" in html
+    assert "possibly not the answer (41%)" in html
+    assert "Why: This is the closest passage found; it may not answer the question." in html
+    assert "rag-badge-extractive" not in html
+
+
+def test_the_why_line_is_the_plain_reason_not_the_figures():
+    a = answer(mode="extractive", confidence=0.8, why="The reader model judged that this "
+               "passage answers the question.", note="the reader: P(yes) 0.91; P(right) 0.80")
+    html = render.answer_html(a)
+    assert "Why: The reader model judged that this passage answers the question." in html
+    assert "P(yes)" not in html and "0.91" not in html
 
 
 def test_no_confidence_is_shown_while_the_reader_checks():

@@ -75,6 +75,7 @@ CSS = """
 .rag-badge-generate::before { content: "\\2713\\00a0"; }
 .rag-badge-extractive { background: #dbeafe; color: #1e3a8a; border-color: #93c5fd; }
 .rag-badge-abstained { background: #fef3c7; color: #78350f; border-color: #fcd34d; }
+.rag-badge-not-sure { background: #f3f4f6; color: #374151; border-color: #9ca3af; border-style: dashed; }
 .rag-time { font-size: .75rem; color: var(--body-text-color-subdued); }
 .rag-text { margin: 0 0 .3rem 0; line-height: 1.55; }
 .rag-rewriting { margin: .3rem 0; font-size: .8rem; color: var(--body-text-color-subdued); }
@@ -140,6 +141,7 @@ table.rag-docs td.rag-file { display: table-cell; font-size: .8rem; word-break: 
 .dark .rag-badge-generate { background: #14532d; color: #dcfce7; }
 .dark .rag-badge-extractive { background: #1e3a8a; color: #dbeafe; }
 .dark .rag-badge-abstained { background: #78350f; color: #fef3c7; }
+.dark .rag-badge-not-sure { background: #374151; color: #f3f4f6; }
 .dark .rag-error { background: #450a0a; color: #fecaca; }
 .dark .rag-ok { background: #052e16; color: #bbf7d0; }
 """

@@ -32,6 +32,11 @@ BADGES = {  # mode -> (label, what it means, shown as a tooltip)
         "the documents don't say",
         "No passage in the indexed documents answers this question.",
     ),
+    "not_sure": (
+        "not sure",
+        "The closest passage found, quoted word for word; it may not answer the question. "
+        "Read it before relying on it.",
+    ),
 }
 
 # how sure the engine is, in words (rag.confidence gives the number): of an answer, and of
@@ -40,6 +45,7 @@ SURE_OF_ANSWER = ((0.8, "very likely right"), (0.6, "likely right"), (0.4, "unsu
                   (0.0, "doubtful: check the source"))
 SURE_OF_ABSTAINING = ((0.8, "likely not in the documents"), (0.5, "probably not in the documents"),
                       (0.0, "unsure: the documents may say it in other words"))
+SURE_OF_PASSAGE = ((0.0, "possibly not the answer"),)  # a passage shown as not sure
 CONFIDENCE_HELP = ("How likely this is right, from a model fitted on questions with known "
                    "answers: the reader's verdict, how well the passage matches, and whether "
                    "the question's words are in the documents")
@@ -108,9 +114,11 @@ def error_html(message: str) -> str:
 
 
 def badge_html(mode: str) -> str:
+    """The badge for an answer's mode, or "not_sure" for a passage the engine is not sure of."""
     label, meaning = BADGES[mode]
+    kind = mode.replace("_", "-")
     return (
-        f'<span class="rag-badge rag-badge-{mode}" title="{escape(meaning)}">{escape(label)}</span>'
+        f'<span class="rag-badge rag-badge-{kind}" title="{escape(meaning)}">{escape(label)}</span>'
     )
 
 
@@ -119,7 +127,8 @@ def confidence_words(answer: Answer) -> str:
     when none was computed, and while the reader is still checking."""
     if answer.confidence is None or answer.pending == "reader":
         return ""
-    scale = SURE_OF_ABSTAINING if answer.abstained else SURE_OF_ANSWER
+    scale = {"not_in_documents": SURE_OF_ABSTAINING, "not_sure": SURE_OF_PASSAGE}.get(
+        answer.outcome, SURE_OF_ANSWER)
     words = next(w for floor, w in scale if answer.confidence >= floor)
     return f"{words} ({answer.confidence:.0%})"
 
@@ -162,7 +171,8 @@ def answer_html(answer: Answer) -> str:
     """A checked answer: badge, text with linked markers, the query used, and its sources."""
     parts = [
         '<div class="rag-answer">',
-        f'<div class="rag-answer-head">{badge_html(answer.mode)}',
+        f'<div class="rag-answer-head">'
+        f'{badge_html("not_sure" if answer.outcome == "not_sure" else answer.mode)}',
     ]
     words = confidence_words(answer)
     if words:
@@ -177,8 +187,8 @@ def answer_html(answer: Answer) -> str:
         status = CHECKING if answer.pending == "reader" else REWRITING
         parts.append(f'<div class="rag-rewriting" role="status"><span class="rag-caret"></span> '
                      f"{escape(status)}</div>")
-    elif answer.note and answer.mode != "generate":
-        parts.append(f'<div class="rag-note">Why: {escape(answer.note)}</div>')
+    elif answer.why:
+        parts.append(f'<div class="rag-note">Why: {escape(answer.why)}</div>')
     if answer.retrieval_query and answer.retrieval_query.strip() != answer.question.strip():
         parts.append(
             '<div class="rag-query">Follow-up: searched for '
