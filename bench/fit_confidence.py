@@ -199,11 +199,18 @@ def _simulate(row: dict, cfg: Config | None):
         chosen = tmp.choose(p, rule)
         label = bool(row["right"][chosen])
         tokens = row["question_tokens"] + sum(row["own_tokens"][w][:k])
-        s = conf.Signals(p, rule, chosen, row["cosine"], row["coverage"], row["nowhere"])
+        s = conf.Signals(p, rule, chosen, row["cosine"], row["coverage"], row["nowhere"],
+                         _runner_up(row))
         return s, label, tokens, any(row["right"][:k])
     rule = tuple(row["rule"][:1]) if row.get("rule") else (0.0,)
-    s = conf.Signals((), rule, 0, row["cosine"], row["coverage"], row["nowhere"])
+    s = conf.Signals((), rule, 0, row["cosine"], row["coverage"], row["nowhere"],
+                     _runner_up(row))
     return s, bool(row["rules_right"]), 0, bool(row["rules_right"])
+
+
+def _runner_up(row: dict) -> float:
+    rule = row.get("rule") or []
+    return rule[1] if len(rule) > 1 else 0.0
 
 
 class Design(NamedTuple):
@@ -402,7 +409,8 @@ def fit(args) -> int:
                 "window": c.window if c else 300, "fitted": fitted,
             }
     hard = [r for r in rows if r["hard"]]
-    rate = sum(not r["answerable"] for r in hard) / max(1, len(hard))
+    # with no such question to learn from, even odds: nothing is known either way
+    rate = sum(not r["answerable"] for r in hard) / len(hard) if hard else 0.5
     rate = min(max(rate, 0.01), 0.99)
     models["hard_unanswerable"] = {
         "features": [], "mean": [], "scale": [], "coef": [],

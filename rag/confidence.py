@@ -33,6 +33,7 @@ class Signals:
     cosine: float  # question to best sentence
     coverage: str  # "" when the rules find the question covered, else Coverage.kind
     nowhere: bool = False  # a word the question asks about is in no document at all
+    runner_up: float = 0.0  # the rule score of the second-ranked sentence (0 with none)
 
 
 def logit(p: float) -> float:
@@ -53,6 +54,7 @@ def features(s: Signals, reader: bool) -> dict[str, float]:
         out["judged"] = float(len(judged))
     out["rule_score"] = s.rule[s.chosen] if s.rule else 0.0
     out["rule_top"] = s.rule[0] if s.rule else 0.0
+    out["rule_margin"] = out["rule_top"] - s.runner_up  # how far the best stands out
     out["cosine"] = s.cosine
     out["covered"] = float(not s.coverage)
     out["absent"] = float(s.coverage == "absent")

@@ -76,14 +76,17 @@ class Rules(NamedTuple):
     coverage: Coverage | None  # None when there was nothing to judge (no evidence, no words)
     cosine: float  # the question to its best sentence
 
-    def signals(self, p: tuple[float, ...], rule: tuple[float, ...],
+    def signals(self, p: tuple[float, ...], found: Retrieved, n: int,
                 chosen: int = 0) -> confidence_.Signals:
-        """The confidence's inputs: the reader's verdicts `p` (or none), the candidates' rule
-        scores, the one chosen, and what the rules found."""
+        """The confidence's inputs: the reader's verdicts `p` (or none), the rule scores of
+        the `n` best-ranked sentences, the one chosen, how far the best stands above the
+        next, and what the rules found."""
         c = self.coverage
         assert c is not None
+        rule = tuple(e.score for e in found.ranked[:n])
+        runner_up = found.ranked[1].score if len(found.ranked) > 1 else 0.0
         return confidence_.Signals(p, rule, chosen, self.cosine, "" if c.covered else c.kind,
-                                   bool(c.missing))
+                                   bool(c.missing), runner_up)
 
 
 class ForReader(NamedTuple):
@@ -244,7 +247,7 @@ class Pipeline:
         quote = dataclasses.replace(self.quote(query, found), why=WHY_RULES_ANSWER)
         if "rules" not in self.models:
             return rules.abstention or quote
-        signals = rules.signals((), tuple(e.score for e in found.ranked[:1]))
+        signals = rules.signals((), found, 1)
         verdict = confidence_.decide(self.models, "rules", signals)
         said = (f"the rules: P(right) {verdict.right:.2f} (answer at "
                 f"{self.models['rules'].threshold:.2f}), P(not in the documents) "
@@ -279,7 +282,7 @@ class Pipeline:
         if p is None:
             return None
         rule = tuple(e.score for e in asked.candidates[: len(p)])
-        signals = rules.signals(tuple(p), rule, model.choose(tuple(p), rule))
+        signals = rules.signals(tuple(p), found, len(p), model.choose(tuple(p), rule))
         return Judged(asked.units[: len(p)], tuple(p), signals,
                       confidence_.decide(self.models, "reader", signals))
 
@@ -333,16 +336,17 @@ class Pipeline:
             return dataclasses.replace(first, note=f"{first.note}; {why}, so the rules decided",
                                        why=f"{first.why} {WHY_NOT_CHECKED}".strip())
         verdict, chosen = judged.verdict, judged.signals.chosen
-        tokens = getattr(reader, "tokens_read", 0)
+        tokens = getattr(reader, "tokens_read", None)
+        read_ = f" ({tokens} tokens read)" if tokens else ""
         seen = tuple(compose.quoted(u).text for u in judged.units)
+        n = len(judged.p)
         said = (f"the reader: P(yes) {', '.join(f'{p:.2f}' for p in judged.p)} for the "
-                f"{len(judged.p)} best passages ({tokens} tokens read), passage {chosen + 1} "
+                f"{n} best passage{'s' if n > 1 else ''}{read_}, passage {chosen + 1} "
                 f"chosen; P(right) {verdict.right:.2f} (answer at "
                 f"{self.models['reader'].threshold:.2f}), P(not in the documents) "
                 f"{verdict.absent:.2f} (refuse at "
                 f"{self.models['reader_unanswerable'].threshold:.2f})")
         if verdict.outcome == "not_in_documents":
-            n = len(judged.p)
             judged_why = ("The reader model judged that none of the "
                           f"{n} passages closest to the question answers it." if n > 1 else
                           "The reader model judged that the passage closest to the question "
