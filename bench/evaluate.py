@@ -316,7 +316,8 @@ def macro(summaries: list[dict]) -> dict:
                  "unanswerable": sum(x["unanswerable"] for x in summaries)}
     for k in HEADLINE:
         vals = [x[k] for x in summaries if x[k] is not None]
-        out[k] = round(sum(vals) / len(vals), 1) if vals else None
+        out[k] = round(sum(vals) / len(vals), 3 if k == "calibration_error" else 1) if vals \
+            else None
     return out
 
 

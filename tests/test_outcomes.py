@@ -62,17 +62,22 @@ def test_more_yes_from_the_reader_never_lowers_the_confidence_in_the_answer():
     assert conf == sorted(conf)
 
 
+UNSURE_QUESTIONS = (QUESTION, "What did Trump call France?",
+                    "What is the state of U.S. aid to Ukraine?")
+
+
 def _unsure(engine):
-    """A reader's P(yes) that the shipped fit calls not sure for QUESTION, and its answer."""
-    for p in [x / 20 for x in range(1, 20)]:
-        answer = engine(Scripted(rest=p)).ask(QUESTION)
-        if answer.outcome == "not_sure":
-            return p, answer
-    pytest.skip("this fit has no not-sure band for this question")
+    """A question and a reader's P(yes) that the shipped fit calls not sure, and its answer."""
+    for question in UNSURE_QUESTIONS:
+        for p in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7):
+            answer = engine(Scripted(rest=p)).ask(question)
+            if answer.outcome == "not_sure":
+                return question, p, answer
+    pytest.skip("this fit has no not-sure band for these questions")
 
 
 def test_an_unsure_reader_shows_the_passage_marked_not_sure(engine):
-    _, answer = _unsure(engine)
+    _, _, answer = _unsure(engine)
     assert answer.outcome == "not_sure" and not answer.abstained and answer.citations
     assert answer.why == WHY_READER_NOT_SURE
     assert 0.0 <= answer.confidence < MODELS["reader"].threshold
@@ -118,9 +123,9 @@ def test_a_writer_that_declines_what_the_reader_accepted_does_not_contradict_it(
 
 
 def test_a_passage_the_engine_is_not_sure_of_is_never_rewritten(engine):
-    unsure, _ = _unsure(engine)
+    question, unsure, _ = _unsure(engine)
     gen = ScriptedGenerator("U.N. reports estimate 14 million displaced Ukrainians [1].")
-    answer = engine(Scripted(rest=unsure), gen).ask(QUESTION)
+    answer = engine(Scripted(rest=unsure), gen).ask(question)
     assert answer.outcome == "not_sure" and answer.mode == "extractive" and gen.prompts == []
 
 
@@ -169,7 +174,7 @@ def test_the_lock_estimates_the_wait_from_what_the_calls_ahead_took():
     t = threading.Thread(target=hold)
     t.start()
     assert holding.wait(5)
-    assert 0.0 < lock.expected_wait(first=True) <= 0.3  # what is left of a verdict like it
+    assert 0.0 < lock.expected_wait(first=True) <= 0.5  # what is left of a verdict like it
     with pytest.raises(ModelBusy, match="busy with other questions"):
         with lock.hold(first=True, timeout=0.05):
             pass
