@@ -21,6 +21,10 @@ from pathlib import Path
 
 PATH = Path(__file__).with_name("confidence.json")
 P_FLOOR = 1e-4  # reader probabilities are clipped to [P_FLOOR, 1 - P_FLOOR] before the logit
+# The log-odds of "yes" for one prompt move by up to 0.13 with how the model is run: judged
+# alone or batched, with an AVX-512 or an AVX2 build of llama.cpp (measured; tests/test_reader.py).
+# A verdict ahead of another by less than this is not a verdict between them.
+READER_NOISE = 0.13
 
 
 @dataclass(frozen=True)
@@ -86,10 +90,14 @@ class Model:
         return "reader_logit" in self.features
 
     def choose(self, p: tuple[float, ...], rule: tuple[float, ...]) -> int:
-        """The candidate to quote: the reader's verdict and the rule score, combined."""
+        """The candidate to quote: the reader's verdict and the rule score, combined. One
+        within the reader's own noise of the best (READER_NOISE) is as good, and the rules'
+        order, which the candidates come in, decides between them."""
         if not p:
             return 0
-        return max(range(len(p)), key=lambda i: logit(p[i]) + self.rule_weight * rule[i])
+        score = [logit(p[i]) + self.rule_weight * rule[i] for i in range(len(p))]
+        best = max(score)
+        return next(i for i, x in enumerate(score) if x >= best - READER_NOISE)
 
     def confidence(self, s: Signals | None) -> float:
         """The fitted probability for `s` (a model without features gives its base rate)."""

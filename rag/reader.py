@@ -99,7 +99,21 @@ def window(text: str, question: str, limit: int = MAX_PASSAGE_CHARS) -> str:
         if count > best_hits:
             best, best_hits = (start, end + 1), count
     a, b = best
+    b = _sentence_end(words, b, limit // 10)
     return ("… " if a else "") + " ".join(words[a:b]) + (" …" if b < len(words) else "")
+
+
+def _sentence_end(words: list[str], b: int, slack: int) -> int:
+    """`b`, or past the end of the sentence the window cuts when that ends within `slack`
+    characters: "Defaults to 0." is not cut to "Defaults …" to save five characters."""
+    extra = 0
+    for end in range(b, len(words)):
+        extra += len(words[end]) + 1
+        if extra > slack:
+            break
+        if words[end].rstrip("\"'”’)]").endswith((".", "!", "?")):
+            return end + 1
+    return b
 
 
 def p_yes(yes: Sequence[float], no: Sequence[float]) -> float | None:

@@ -32,6 +32,20 @@ def test_the_prompt_puts_the_question_first_so_candidates_share_it():
     assert shown.startswith("… ") and shown.endswith(DISPLACED) and len(shown) <= 310
 
 
+def test_a_window_does_not_cut_a_few_characters_off_the_end_of_a_sentence():
+    from rag.reader import window
+
+    question = "What is the default value of ADD_EXTRA_GROUPS?"
+    text = ("ADD_EXTRA_GROUPS Setting this to something other than 0 will cause adduser to add "
+            "newly created non-system users to the list of groups defined by EXTRA_GROUPS "
+            "(below). Defaults to 0.")
+    assert len(text) > 180 and window(text, question, 180) == text
+    more = text + " Other words follow that are not needed here at all."
+    assert window(more, question, 180) == text + " …"
+    # a sentence that runs on further than the slack is still cut
+    assert window("A " * 60 + "default value of ADD_EXTRA_GROUPS " + "b " * 60, question, 100).endswith(" …")
+
+
 def test_p_yes_reads_the_yes_and_no_mass():
     assert p_yes([0.0], [0.0]) == pytest.approx(0.5)
     assert p_yes([-0.1, -3.0], [-5.0]) > 0.95
