@@ -101,14 +101,17 @@ def collect(args, settings) -> int:
 
             row["rules_right"] = right(pipeline.quote(query, found).text) if found.ranked else False
             row["rules_abstained"] = rules.abstention is not None
-            if before:  # the rules' signals anew, the reader's verdicts kept
+            if before:  # the rules' signals anew, the reader's verdicts kept where they hold
                 old = before[item.id]
                 ranked = [e.score for e in found.ranked[:args.candidates]]
-                if not old["hard"] and not np.allclose(old["rule"], ranked[: len(old["rule"])]):
-                    raise SystemExit(f"{c.name} {item.id}: the ranking changed since the "
-                                     "verdicts were collected: collect again with --force")
-                rows.append({**old, **row})
-                continue
+                kept = row["hard"] or not old["hard"] and (
+                    len(old["rule"]) == len(ranked) and np.allclose(old["rule"], ranked))
+                if kept:
+                    rows.append({**old, **row})
+                    continue
+                # the ranking changed (or the rules now let the reader judge): ask it again
+                print(f"{c.name} {item.id}: the ranking changed; asking the reader again",
+                      file=sys.stderr)
             if not row["hard"]:
                 # what the engine shows the reader, and quotes: every window, no early stop
                 asked = pipeline.for_reader(query, found, retriever, args.candidates)
@@ -518,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="collect again what was collected")
     p.add_argument("--rules-only", action="store_true",
                    help="recompute the rules' signals of what was collected, keeping the "
-                   "reader's verdicts (the ranking must not have changed)")
+                   "reader's verdicts where the ranking did not change and asking it again "
+                   "where it did")
     p.add_argument("--key", help="fit on this collection (a folder in bench-results/confidence)")
     p.add_argument("--out", default=str(conf.PATH))
     args = p.parse_args(argv)

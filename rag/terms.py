@@ -80,13 +80,19 @@ def content_stems(text: str) -> set[str]:
     out = set()
     for tok in tokens(text):
         low = tok.lower()
-        if low in STOPWORDS or low in QUESTION_WORDS or len(low) < 2 and not low.isdigit():
+        if low in STOPWORDS or low in QUESTION_WORDS or len(low) < 2 and not _single_name(tok):
             continue
         out.add(stem(tok))
         for part in re.split(r"[-'’]", low):  # "U.S.-European" also covers "european"
             if part and part != low and part not in STOPWORDS and len(part) > 2:
                 out.add(stem(part))
     return out | identifiers(text)
+
+
+def _single_name(tok: str) -> bool:
+    """A one-character word that names something: a digit, or a capital letter other than
+    the pronoun and the article ("R", "C", "K" in "And what is K?")."""
+    return tok.isdigit() or tok.isupper() and tok not in ("I", "A")
 
 
 def text_stems(text: str) -> set[str]:

@@ -83,6 +83,18 @@ def test_a_question_whose_key_term_is_absent_is_still_refused(pipeline, question
     assert judged.text == f"The documents don't say anything about {absent}."
 
 
+def test_a_one_letter_name_is_something_to_look_up(pipeline):
+    from rag.terms import content_stems
+
+    assert content_stems("What is R?") == {"r"} and content_stems("And what is K?") == {"k"}
+    assert content_stems("Can I use A or 5?") == {"use", "5"}  # the pronoun and the article name nothing
+    # the articles never mention R: the question is looked up, not told it names nothing
+    answer = pipeline.ask("What is R?", mode="extractive")
+    assert answer.outcome != "answer" and "names nothing" not in answer.text + answer.why
+    answer = pipeline.ask("What did Macron say about R?", mode="extractive")
+    assert answer.outcome != "answer" and "No document mentions “R”." in answer.why, answer.why
+
+
 def test_the_asking_part_is_the_sentence_that_asks():
     assert asking_part("I saw Priya on Tuesday. Where will the leaders meet?") == (
         "Where will the leaders meet?")
