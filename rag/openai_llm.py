@@ -14,6 +14,7 @@ import httpx
 
 from .errors import ModelError
 from .generate import Message, estimate_tokens
+from .reader import MAX_PASSAGE_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,8 @@ class OpenAIReader:
     def expected_wait(self) -> float:
         return 0.0  # the server queues its own requests
 
-    def judge(self, question: str, candidates, stop_at: float = 1.0, window: int = 300,
-              wait_s: float | None = None) -> list[float] | None:
+    def judge(self, question: str, candidates, stop_at: float = 1.0,
+              window: int = MAX_PASSAGE_CHARS, wait_s: float | None = None) -> list[float] | None:
         from .reader import NO, YES, messages, p_yes
 
         yes_words, no_words = {w.strip() for w in YES}, {w.strip() for w in NO}

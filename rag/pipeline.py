@@ -31,8 +31,7 @@ from .errors import ModelBusy, ModelError
 from .generate import Generator, Message
 from .index import Index
 from .query import Query, check_question, read
-from .reader import MAX_PASSAGE_CHARS, Candidate, Reader
-from .reader import window as window_
+from .reader import Candidate, Reader
 from .retrieve import Retrieved, Retriever
 from .settings import Settings
 from .types import Answer, Evidence, Lead
@@ -170,7 +169,7 @@ class Pipeline:
         rules = self.rules(query, found, retriever, s)
         first = self.decide_by_rules(query, found, rules, s)
         if reader is not None and rules.coverage is not None and "reader" in self.models:
-            waiting = _wait(reader)
+            waiting = reader.expected_wait()
             if waiting > s.max_wait:
                 first = _unchecked(first, waiting, s.max_wait)
             else:
@@ -183,7 +182,7 @@ class Pipeline:
         evidence = _first(first, found.evidence)
         prompt = None
         if first.outcome == "answer" and s.mode == "generate" and generator is not None:
-            if _wait(generator) > s.max_wait:
+            if generator.expected_wait() > s.max_wait:
                 first = dataclasses.replace(first, note=f"{first.note}; no rewrite: the model "
                                             f"was busy for more than {s.max_wait:.0f} s")
             else:
@@ -277,7 +276,7 @@ class Pipeline:
         """The reader's verdicts on the best-ranked sentences, and the outcome they give; None
         when the reader gave no probabilities."""
         model = self.models["reader"]
-        asked = self.for_reader(query, found, retriever, model.candidates, model.window)
+        asked = self.for_reader(query, found, retriever, model.candidates)
         p = reader.judge(asked.question, asked.shown, model.stop_at, model.window, s.max_wait)
         if p is None:
             return None
@@ -286,19 +285,16 @@ class Pipeline:
         return Judged(asked.units[: len(p)], tuple(p), signals,
                       confidence_.decide(self.models, "reader", signals))
 
-    def for_reader(self, query: Query, found: Retrieved, retriever: Retriever, n: int,
-                   window: int = MAX_PASSAGE_CHARS) -> ForReader:
+    def for_reader(self, query: Query, found: Retrieved, retriever: Retriever,
+                   n: int) -> ForReader:
         """The `n` best-ranked sentences as the reader judges them: each with what quoting it
-        would show (the next sentence of its paragraph, when that one finishes it), cut to
-        the `window` characters that hold the question's words, and the heading of its
-        section."""
+        would show (the next sentence of its paragraph, when that one finishes it) and the
+        heading of its section. The reader cuts each to its window (rag.reader.window)."""
         candidates = found.ranked[:n]
-        question = query.search if query.history else query.text
         units = [self.unit(query, ev, found, retriever) for ev in candidates]
-        shown = [Candidate(window_(" ".join(" ".join(e.text for e in unit).split()), question,
-                                   window), _heading(ev, found))
+        shown = [Candidate(" ".join(e.text for e in unit), _heading(ev, found))
                  for ev, unit in zip(candidates, units, strict=True)]
-        return ForReader(question, candidates, units, shown)
+        return ForReader(query.search if query.history else query.text, candidates, units, shown)
 
     @staticmethod
     def shown(query: Query, unit: list[Evidence], found: Retrieved) -> list[Evidence]:
@@ -480,12 +476,6 @@ def _doubt(rules: Rules, why: str) -> str:
     """`why`, after what the rules doubt (a word asked about that no document mentions, ...)."""
     doubt = plain_reason(rules.coverage) if rules.coverage is not None else ""
     return f"{doubt} {why}".strip()
-
-
-def _wait(model) -> float:
-    """Seconds a call to `model` (a reader or a generator) would wait for it now."""
-    wait = getattr(model, "expected_wait", None)
-    return wait() if wait is not None else 0.0
 
 
 def _unchecked(first: Answer, waited: float, bound: float, said: str = "") -> Answer:

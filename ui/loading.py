@@ -37,10 +37,9 @@ class Loading:
             raise ModelError("the model could not be loaded (the server log says why)")
         return getattr(model, name)
 
-    def judge(self, question, candidates, stop_at=1.0, window=300, wait_s=None):
+    def judge(self, question, candidates, *args, **kwargs):
         model = self.model()
-        return None if model is None else model.judge(question, candidates, stop_at, window,
-                                                      wait_s)
+        return None if model is None else model.judge(question, candidates, *args, **kwargs)
 
     def expected_wait(self) -> float:
         """While the model loads, nothing is known of its queue yet."""
