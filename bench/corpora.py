@@ -19,7 +19,15 @@ extracted text), ignoring whitespace, so it survives a re-wrapped line or a chan
 A file entry names where its text comes from: `"from"`, a path a Debian package installs (a
 `.gz` is unpacked), or `"man"`, a manual page rendered as a person exports one to text,
 `MANWIDTH=80 man -P cat <section> <page> | col -bx` (hard-wrapped, with indented definition
-lists).
+lists); or `"github": "owner/name"` with `"commit"` and `"path"`, a file of a public repository
+as the session's `fetch` tool brings it into $RAG_MIRRORS (default /work/.mirror); such files
+are never committed, only where they come from. A repository that keeps its texts inside a
+JSON (or JSON Lines) file names the text by `"json"`, the keys and indexes down to it
+(for JSON Lines, the line's index first): `"json": [12, "text"]`.
+
+Every corpus names its `"genre"` (news, encyclopedic, faq, report, legal, manual): the
+confidence is fitted and reported leaving one genre out in turn, because a fit on one kind of
+text does not carry to another.
 
     python -m bench.corpora fetch            # copy every corpus's files from its packages
     python -m bench.corpora show r-faq       # print the text the engine reads, per file
@@ -39,6 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT / "eval" / "corpora"
 MIN_QUESTIONS, MIN_UNANSWERABLE_SHARE = 60, 0.30
+GENRES = ("news", "encyclopedic", "faq", "report", "legal", "manual")
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class Corpus:
     files: list[dict]
     sealed: bool  # never used to fit the engine's weights or thresholds
     fitted: bool = False  # the engine's rules and thresholds were tuned on it
+    genre: str = ""  # the kind of text (GENRES): fits are judged leaving one genre out
 
     @property
     def paths(self) -> list[Path]:
@@ -108,6 +118,7 @@ def corpus(name: str) -> Corpus:
         meta["files"],
         bool(meta.get("sealed", False)),
         bool(meta.get("fitted", False)),
+        meta.get("genre", ""),
     )
 
 
@@ -128,6 +139,11 @@ def fetch(c: Corpus) -> list[str]:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_text(text, encoding="utf-8")
             continue
+        if "github" in f:
+            if not _from_github(f, c.folder / f["file"]):
+                missing.append(f"github:{f['github']} at {f['commit'][:12]} (bring it with the "
+                               "session's fetch tool)")
+            continue
         if "from" not in f:
             continue
         src, dest = Path(f["from"]), c.folder / f["file"]
@@ -140,6 +156,43 @@ def fetch(c: Corpus) -> list[str]:
         else:
             shutil.copyfile(src, dest)
     return missing
+
+
+def mirrors() -> Path:
+    import os
+
+    return Path(os.environ.get("RAG_MIRRORS", "/work/.mirror"))
+
+
+def _from_github(f: dict, dest: Path) -> bool:
+    """Copy `f["path"]` at `f["commit"]` from the local snapshot of `f["github"]`."""
+    import subprocess
+
+    git_dir = mirrors() / f["github"].replace("/", "+") / "repo"
+    try:
+        data = subprocess.run(["git", "--git-dir", str(git_dir), "show",
+                               f"{f['commit']}:{f['path']}"], capture_output=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    if "json" in f:
+        data = _json_text(data.decode("utf-8"), f["path"], f["json"]).encode("utf-8")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    return True
+
+
+def _json_text(raw: str, path: str, keys: list) -> str:
+    """The text at `keys` inside a JSON file (or a JSON Lines file: the line's index first)."""
+    if path.endswith((".jsonl", ".ndjson")):
+        lines = [x for x in raw.splitlines() if x.strip()]
+        value = json.loads(lines[keys[0]])
+        keys = keys[1:]
+    else:
+        value = json.loads(raw)
+    for k in keys:
+        value = value[k]
+    return value if value.endswith("\n") else value + "\n"
 
 
 def render_man(page: str) -> str | None:
@@ -231,6 +284,8 @@ def check(c: Corpus) -> list[str]:
     unanswerable = sum(not q.answerable for q in qs)
     if not c.sealed and c.name != "news" and n < MIN_QUESTIONS:
         problems.append(f"{c.name}: {n} questions, fewer than {MIN_QUESTIONS}")
+    if c.genre not in GENRES:
+        problems.append(f"{c.name}: genre {c.genre!r} is not one of {', '.join(GENRES)}")
     if n and c.name != "news" and unanswerable / n < MIN_UNANSWERABLE_SHARE:
         problems.append(f"{c.name}: {unanswerable}/{n} unanswerable, under 30%")
     return problems
