@@ -23,7 +23,9 @@ lists); or `"github": "owner/name"` with `"commit"` and `"path"`, a file of a pu
 as the session's `fetch` tool brings it into $RAG_MIRRORS (default /work/.mirror); such files
 are never committed, only where they come from. A repository that keeps its texts inside a
 JSON (or JSON Lines) file names the text by `"json"`, the keys and indexes down to it
-(for JSON Lines, the line's index first): `"json": [12, "text"]`.
+(for JSON Lines, the line's index first): `"json": [12, "text"]`; one that keeps them as rows
+of a CSV file names the row and the columns, joined by a blank line:
+`"csv": [3, "title", "text"]`.
 
 Every corpus names its `"genre"` (news, encyclopedic, faq, report, legal, manual): the
 confidence is fitted and reported leaving one genre out in turn, because a fit on one kind of
@@ -177,9 +179,20 @@ def _from_github(f: dict, dest: Path) -> bool:
         return False
     if "json" in f:
         data = _json_text(data.decode("utf-8"), f["path"], f["json"]).encode("utf-8")
+    elif "csv" in f:
+        data = _csv_text(data.decode("utf-8"), f["csv"]).encode("utf-8")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(data)
     return True
+
+
+def _csv_text(raw: str, where: list) -> str:
+    """The columns `where[1:]` of row `where[0]` (counted after the header), a blank line apart."""
+    import csv
+    import io
+
+    row = list(csv.DictReader(io.StringIO(raw)))[where[0]]
+    return "\n\n".join(row[c].strip() for c in where[1:]) + "\n"
 
 
 def _json_text(raw: str, path: str, keys: list) -> str:
