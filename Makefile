@@ -38,7 +38,7 @@ install: $(STAMP)
 models: $(READER)
 
 $(READER): | $(STAMP)
-	$(BIN)/python -m rag.models fetch qwen2.5-coder-1.5b
+	$(BIN)/python -m rag.llm.models fetch qwen2.5-coder-1.5b
 
 # torch first, pinned: the CPU build. An unpinned torch pulls a multi-GB CUDA build.
 # llama-cpp-python compiles from source here (a few minutes on first set-up).

@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 from rag import Settings
-from rag.cpu import vector_extensions
-from rag.embed import load_embedder
-from rag.indexer import update
+from rag.indexing.cpu import vector_extensions
+from rag.indexing.embed import load_embedder
+from rag.indexing.indexer import update
 
 from . import speed
 

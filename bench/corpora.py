@@ -248,7 +248,7 @@ def locate(text: str, quote: str) -> list[tuple[int, int]]:
 
 
 def document_text(path: Path) -> str:
-    from rag.ingest import read_text
+    from rag.reading.ingest import read_text
 
     return read_text(path)
 

@@ -29,15 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunking import chunk_document, search_text
-from rag.embed import (
+from rag.indexing.embed import (
     Embedder,
     OnnxEmbedder,
     OpenVinoEmbedder,
     SentenceTransformerEmbedder,
 )
-from rag.export import quantize_int8
-from rag.ingest import find_files, load_document
+from rag.indexing.export import quantize_int8
+from rag.reading.chunking import chunk_document, search_text
+from rag.reading.ingest import find_files, load_document
 from rag.settings import Settings
 
 TODAY = "torch fp32, batch 64"

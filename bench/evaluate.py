@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.answering.pipeline import Pipeline
+from rag.answering.query import check_question, read
+from rag.answering.verify import split_markers
 from rag.errors import IndexCorrupt, IndexMismatch, InputError
-from rag.pipeline import Pipeline
-from rag.query import check_question, read
 from rag.settings import Settings
 from rag.types import Answer, Citation
-from rag.verify import split_markers
 
 COMPARE = {
     "hybrid": {},
@@ -267,7 +267,7 @@ def corpus_index(c, settings: Settings, embedder):
     """The corpus's own index, built or brought up to date, in eval/corpora/<name>/index for
     the default embedder and index-<embedder> for another, so comparing embedders (`python -m
     bench.embedders`) does not re-embed a corpus at every switch."""
-    from rag.indexer import update
+    from rag.indexing.indexer import update
 
     from .corpora import CORPORA
 
@@ -275,7 +275,7 @@ def corpus_index(c, settings: Settings, embedder):
     if missing:
         raise InputError(f"{c.name}: {', '.join(missing)} not fetched; run `make eval`, or "
                          "`python -m bench.corpora fetch` once its Debian packages are installed")
-    from rag.embed import default_embedder_name
+    from rag.indexing.embed import default_embedder_name
 
     name = "index" if embedder.name == default_embedder_name() else \
         "index-" + re.sub(r"[^A-Za-z0-9.+-]+", "_", embedder.name)
@@ -405,7 +405,7 @@ def plot(results: dict, path: str) -> None:
 
 
 def _pipeline(settings: Settings, first) -> Pipeline:
-    from rag.embed import load_embedder
+    from rag.indexing.embed import load_embedder
     from rag.loader import make_models
 
     embedder = load_embedder(settings.embed_model, settings.embed_backend)

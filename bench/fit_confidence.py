@@ -1,8 +1,8 @@
-"""Fit the engine's confidence (`rag/confidence.json`) on the fitting corpora, never on the
+"""Fit the engine's confidence (`rag/answering/confidence.json`) on the fitting corpora, never on the
 held-out ones: collect the reader's verdicts once, then fit, leaving one corpus out in turn.
 
     python -m bench.fit_confidence collect     # the reader on every fitting question (slow)
-    python -m bench.fit_confidence fit         # choose and fit; writes rag/confidence.json
+    python -m bench.fit_confidence fit         # choose and fit; writes rag/answering/confidence.json
 
 `collect` runs the engine's own retrieval and rules and asks the reader about the best-ranked
 sentences of each question (`--candidates`, no early stop), recording for each sentence the
@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rag import confidence as conf
-from rag.reader import BATCH
+from rag.answering import confidence as conf
+from rag.llm.reader import BATCH
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench-results" / "confidence"
@@ -42,18 +42,18 @@ PER_TOKEN = 0.0001
 MAX_TOKENS_P50 = 120
 SHOWN_WEIGHT = 0.5  # a right passage shown (answer or not sure) is worth half a right outcome
 def _key(reader_name: str) -> str:
-    from rag import reader
+    from rag.llm import reader
 
     prompt = hashlib.sha1(reader.SYSTEM.encode()).hexdigest()[:8]
     return f"{Path(reader_name).stem}-{prompt}"
 
 
 def collect(args, settings) -> int:
-    from rag.compose import quoted
-    from rag.embed import load_embedder
+    from rag.answering.compose import quoted
+    from rag.answering.pipeline import Pipeline
+    from rag.answering.query import check_question, read
+    from rag.indexing.embed import load_embedder
     from rag.loader import make_models
-    from rag.pipeline import Pipeline
-    from rag.query import check_question, read
 
     from .corpora import all_corpora, corpus
     from .evaluate import _overlaps, corpus_index, corpus_items
@@ -138,7 +138,7 @@ def collect(args, settings) -> int:
 
 
 def _shared(prompts: list[list[int]]) -> int:
-    from rag.reader import _common
+    from rag.llm.reader import _common
 
     return min(_common(prompts), min(len(x) for x in prompts) - 1) if len(prompts) > 1 else \
         len(prompts[0]) - 1
@@ -146,7 +146,7 @@ def _shared(prompts: list[list[int]]) -> int:
 
 def _system_tokens(reader) -> int:
     """The prompt tokens every question shares (the system prompt): evaluated once a process."""
-    from rag.reader import Candidate, _common
+    from rag.llm.reader import Candidate, _common
 
     return _common([reader.tokens(q, Candidate("x")) for q in ("Who?", "What is it?")])
 
@@ -176,7 +176,7 @@ class Config(NamedTuple):
 
 def judged_count(p: list[float], n: int, stop: float, batch: int = BATCH) -> int:
     """How many of the first `n` candidates the reader judges: the first alone, then groups
-    of `batch`, stopping after a group that holds one at or above `stop` (rag.reader)."""
+    of `batch`, stopping after a group that holds one at or above `stop` (rag.llm.reader)."""
     p = p[:n]
     if not p:
         return 0
@@ -423,7 +423,7 @@ def fit(args) -> int:
     path = Path(args.out)
     out = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     out.update({
-        "what": "rag.confidence: P(the quoted answer is right) and P(the documents do not "
+        "what": "rag.answering.confidence: P(the quoted answer is right) and P(the documents do not "
                 "answer), logistic regressions over the engine's signals, and the cuts between "
                 "answer, not sure and not in the documents; refit with `python -m "
                 "bench.fit_confidence fit`",
@@ -466,8 +466,8 @@ def frames(args) -> int:
     from sklearn.linear_model import LogisticRegression
     from wordfreq import zipf_frequency
 
-    from rag.terms import STOPWORDS, stem, text_stems, tokens
-    from rag.verify import fuzzy_in
+    from rag.answering.verify import fuzzy_in
+    from rag.reading.terms import STOPWORDS, stem, text_stems, tokens
 
     from .corpora import all_corpora
 
@@ -493,7 +493,7 @@ def frames(args) -> int:
     path = Path(args.out)
     out = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     out["frames"] = {
-        "what": "rag.answer_type.frames: a question's word at or above this Zipf frequency "
+        "what": "rag.answering.answer_type.frames: a question's word at or above this Zipf frequency "
                 "(wordfreq, English) only frames the question; its absence is no reason to "
                 "refuse. Refit with `python -m bench.fit_confidence frames`",
         "zipf_cut": cut, "fitted_on": counts, "words": len(y),

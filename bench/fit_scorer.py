@@ -1,7 +1,7 @@
 """Fitted evidence scoring, measured leave-one-corpus-out against the hand-set weights.
 
 For every benchmark question, the engine's retrieval gives candidate sentences and their
-signals (rag.retrieve.SIGNALS); a candidate is labelled 1 when it overlaps a gold passage.
+signals (rag.answering.retrieve.SIGNALS); a candidate is labelled 1 when it overlaps a gold passage.
 A logistic regression (scikit-learn) is fitted on all corpora but one and scored on that one,
 in turn; sealed corpora are only ever scored. Two questions are asked of each scorer:
 
@@ -21,15 +21,15 @@ import sys
 
 import numpy as np
 
-from rag.retrieve import SIGNALS, WEIGHTS
+from rag.answering.retrieve import SIGNALS, WEIGHTS
 from rag.settings import Settings
 
 
 def collect(corpora, settings: Settings) -> dict[str, list[dict]]:
     """Per corpus, per question: its signals matrix, candidate labels, and answerability."""
-    from rag.embed import load_embedder
-    from rag.pipeline import Pipeline
-    from rag.query import read, read_ask
+    from rag.answering.pipeline import Pipeline
+    from rag.answering.query import read, read_ask
+    from rag.indexing.embed import load_embedder
 
     from .evaluate import _overlaps, corpus_index, corpus_items
 

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import Embedder, SentenceTransformerEmbedder, load_embedder
-from rag.pipeline import Pipeline
+from rag.answering.pipeline import Pipeline
+from rag.indexing.embed import Embedder, SentenceTransformerEmbedder, load_embedder
 from rag.settings import Settings
 from rag.types import Answer
 

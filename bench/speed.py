@@ -1,7 +1,7 @@
 """`rag bench`: how fast the engine is, and how retrieval scales, on this machine.
 
     retrieval   per-query latency at 1k/10k/100k chunks of a synthetic corpus, through the FAISS
-                index the store builds (exact below rag.index.ANN_THRESHOLD, HNSW above), plus HNSW
+                index the store builds (exact below rag.indexing.index.ANN_THRESHOLD, HNSW above), plus HNSW
                 recall@10 against exact search
     build       chunks/s through the real indexer and the real MiniLM, and peak memory
     llm         time to first token and tokens/s through the pipeline vs raw llama-cpp-python
@@ -28,19 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
-import rag.index as rag_index
+import rag.indexing.index as rag_index
 from bench import headline
-from rag.chunking import split_sentences
-from rag.cpu import cpu, vector_extensions
-from rag.embed import Embedder, load_embedder
+from rag.answering.pipeline import Pipeline
+from rag.answering.query import read
+from rag.answering.retrieve import Retriever
 from rag.errors import InputError
-from rag.index import DocEntry, Index, IndexConfig
-from rag.indexer import update
+from rag.indexing.cpu import cpu, vector_extensions
+from rag.indexing.embed import Embedder, load_embedder
+from rag.indexing.index import DocEntry, Index, IndexConfig
+from rag.indexing.indexer import update
 from rag.loader import make_generator, make_models
-from rag.pipeline import Pipeline
-from rag.query import read
-from rag.retrieve import Retriever
-from rag.sentences import READING
+from rag.reading.chunking import split_sentences
+from rag.reading.sentences import READING
 from rag.settings import Settings
 from rag.types import Answer, Chunk, Document
 
@@ -212,7 +212,7 @@ def _retrieval_at(n: int, texts, base, questions, qvecs, plan: Plan, settings: S
                   config: IndexConfig, embedder: Embedder) -> dict:
     index = synthetic_index(texts, base, n, config)
     t = time.perf_counter()
-    faiss_index = index.faiss_index  # rag.index.build_faiss: the production choice for n
+    faiss_index = index.faiss_index  # rag.indexing.index.build_faiss: the production choice for n
     build_s = time.perf_counter() - t
     retriever = Retriever(index, embedder, settings.retrieval)
     t = time.perf_counter()

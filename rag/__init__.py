@@ -7,6 +7,8 @@
 (Not run as a doctest: it needs `rag index seeds/` first and loads both models.)
 """
 
+from .answering.pipeline import Pipeline
+from .answering.query import Query, check_question, retrieval_query
 from .errors import (
     IndexCorrupt,
     IndexMismatch,
@@ -17,11 +19,9 @@ from .errors import (
     ModelError,
     RagError,
 )
-from .indexer import IndexReport, load_index, remove_document, update
-from .ingest import SUPPORTED as SUPPORTED_TYPES
+from .indexing.indexer import IndexReport, load_index, remove_document, update
 from .loader import check_models, make_generator, make_models, open_pipeline
-from .pipeline import Pipeline
-from .query import Query, check_question, retrieval_query
+from .reading.ingest import SUPPORTED as SUPPORTED_TYPES
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Document, Evidence, Passage
 

@@ -1,4 +1,5 @@
-"""`rag index`, `rag ask`, `rag serve`, `rag eval`, `rag bench`: a thin shell over the library.
+"""`rag index`, `rag ask`, `rag serve`, and the commands other packages add through entry points
+(`rag eval`, `rag bench`): a thin shell over the library.
 
 Expected problems (a RagError) print one line, `error: ...`, and exit 1.
 """
@@ -59,7 +60,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="rag", description="Ask your own documents questions, "
+                                     "offline; every answer cites the passage it came from.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index a folder or file of .txt/.md/.html/.pdf")
@@ -86,24 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let UI users load another model, for everyone (RAG_ALLOW_MODEL_SWITCH=1)")
     _common(p)
 
-    p = sub.add_parser("eval", help="score answers, citations and abstentions on the benchmark corpora")
-    p.add_argument("--corpus", action="append", metavar="NAME",
-                   help="only this corpus (repeatable; default: all in eval/corpora)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--out", default="eval/results.json", help="where to write the JSON results")
-    p.add_argument("--config", action="append", metavar="NAME=K:V,...",
-                   help="a configuration to compare, e.g. bm25=retrieval:bm25 (repeatable)")
-    p.add_argument("--compare", action="store_true",
-                   help="compare dense/bm25/hybrid, generate/extractive and k=3/5/8")
-    p.add_argument("--plot", metavar="FILE.png",
-                   help="draw the held-out reliability diagram of the confidence (matplotlib)")
-    _common(p)
-
-    p = sub.add_parser("bench", help="measure speed and scale (prints figures)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--sizes", default="1000,10000,100000", help="chunk counts for retrieval")
-    p.add_argument("--quick", action="store_true", help="a tiny run, to check it works")
-    _common(p)
+    for name, command in _plugins():  # `rag eval`, `rag bench`: the benchmark's commands
+        p = sub.add_parser(name, help=command.help)
+        command.add_arguments(p)
+        _common(p)
     return parser
 
 
@@ -112,7 +100,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _COMMANDS[args.command](args)
+        if args.command in _COMMANDS:
+            return _COMMANDS[args.command](args)
+        return dict(_plugins())[args.command].run(args, _settings(args))
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -129,8 +119,8 @@ def main(argv: Iterable[str] | None = None) -> int:
 def cmd_index(args) -> int:
     from tqdm import tqdm
 
-    from .embed import load_embedder
-    from .indexer import update
+    from .indexing.embed import load_embedder
+    from .indexing.indexer import update
 
     settings = _settings(args)
     embedder = load_embedder(settings.embed_model, settings.embed_backend)
@@ -168,8 +158,8 @@ def _questions(args) -> Iterable[str]:
 
 
 def cmd_ask(args) -> int:
+    from .answering.query import check_question
     from .loader import open_pipeline
-    from .query import check_question
 
     settings = _settings(args)
     if args.question != ["-"]:
@@ -195,7 +185,7 @@ def cmd_ask(args) -> int:
 
 
 def format_answer(answer) -> str:
-    from .ingest import printable
+    from .reading.ingest import printable
 
     lines = [answer.text, ""]
     for c in answer.citations:
@@ -245,17 +235,22 @@ def _find_ui(found: Iterable | None = None):
                        "installed: run `pip install -e .` in the project folder") from None
 
 
-def cmd_eval(args) -> int:
-    from bench.evaluate import main as eval_main
-
-    return eval_main(args, _settings(args))
+COMMAND_ENTRY_POINTS = "rag.commands"
 
 
-def cmd_bench(args) -> int:
-    from bench.speed import main as bench_main
+def _plugins() -> list[tuple[str, object]]:
+    """Commands other packages add (`rag.commands` entry points: the benchmark's `eval` and
+    `bench`), each with `help`, `add_arguments(parser)` and `run(args, settings)`. One that
+    cannot be loaded is left out, so the engine's own commands always work."""
+    from importlib.metadata import entry_points
 
-    return bench_main(args, _settings(args))
+    out = []
+    for ep in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda e: e.name):
+        try:
+            out.append((ep.name, ep.load()))
+        except ImportError as e:
+            log.debug("command %s not loaded: %s", ep.name, e)
+    return out
 
 
-_COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval,
-             "bench": cmd_bench}
+_COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve}

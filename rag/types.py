@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple
 # How an answer was made, in Settings.mode's words: "generate" (the model wrote it, and it
 # passed the check), "extractive" (quoted from the sources), or "abstained".
 Mode = Literal["generate", "extractive", "abstained"]
-# What the engine concludes, from its fitted probabilities (rag.confidence): an answer; not
+# What the engine concludes, from its fitted probabilities (rag.answering.confidence): an answer; not
 # sure (the best passage found is shown, marked as possibly not the answer); or the documents
 # don't say (only when it is confident the answer is not there).
 Outcome = Literal["answer", "not_sure", "not_in_documents"]
@@ -92,7 +92,7 @@ class Answer:
     note: str = ""  # why the engine took this path, for people checking it
     final: bool = True  # False: shown while the reader checks it or a rewrite is written
     # how sure the engine is of what it says, 0-1: of the answer, or that the documents
-    # don't say (rag.confidence); None when no confidence was computed
+    # don't say (rag.answering.confidence); None when no confidence was computed
     confidence: float | None = None
     pending: str = ""  # for an answer that is not final: "reader" or "rewrite" comes next
     outcome: Outcome = "answer"  # "not_in_documents" exactly when mode is "abstained"

@@ -12,8 +12,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest  # noqa: E402
 
 from rag import Pipeline, Settings, update  # noqa: E402
-from rag.embed import load_embedder  # noqa: E402
-from rag.generate import LlamaCppGenerator  # noqa: E402
+from rag.indexing.embed import load_embedder  # noqa: E402
+from rag.llm.generate import LlamaCppGenerator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -40,7 +40,7 @@ def generator():
 
 def installed_reader() -> Path | None:
     """The default reader's GGUF in models/, as `make models` (and so `make test`) puts it."""
-    from rag import models
+    from rag.llm import models
     from rag.loader import DEFAULT_READER
 
     return models.installed(models.PACKAGED[DEFAULT_READER], ROOT / "models")
@@ -49,7 +49,7 @@ def installed_reader() -> Path | None:
 @pytest.fixture(scope="session")
 def default_reader():
     """The shipped reader (Qwen2.5-Coder-1.5B-Instruct), loaded once: a real judge."""
-    from rag.reader import LlamaReader
+    from rag.llm.reader import LlamaReader
 
     path = installed_reader()
     if path is None:

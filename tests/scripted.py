@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 
 from rag.errors import ModelError
-from rag.generate import Message, estimate_tokens
+from rag.llm.generate import Message, estimate_tokens
 
 
 class ScriptedGenerator:

@@ -6,10 +6,10 @@ from numbers import Number
 
 import pytest
 
-import rag.index as rag_index
+import rag.indexing.index as rag_index
 from bench.speed import table
 from rag.cli import main
-from rag.embed import default_embedder_name
+from rag.indexing.embed import default_embedder_name
 
 from .conftest import ROOT
 

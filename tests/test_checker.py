@@ -14,13 +14,13 @@ import textwrap
 import pytest
 
 from rag import Pipeline
-from rag.chunking import split_sentences
-from rag.compose import checked, quote, render
-from rag.pipeline import SYSTEM_PROMPT
-from rag.query import read
-from rag.terms import text_stems
+from rag.answering.compose import checked, quote, render
+from rag.answering.pipeline import SYSTEM_PROMPT
+from rag.answering.query import read
+from rag.answering.verify import Checker, coverage
+from rag.reading.chunking import split_sentences
+from rag.reading.terms import text_stems
 from rag.types import Answer, Evidence, Lead
-from rag.verify import Checker, coverage
 from ui.render import badge_html
 
 from .conftest import SEEDS, file_text

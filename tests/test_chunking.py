@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import chunk_document, split_sentences
-from rag.ingest import load_document
+from rag.reading.chunking import chunk_document, split_sentences
+from rag.reading.ingest import load_document
 
 from .conftest import SEEDS, file_text
 

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from rag import Settings, update
-from rag.chunking import split_sentences
-from rag.embed import (
+from rag.errors import IndexMismatch
+from rag.indexing.embed import (
     DEFAULT_BACKEND,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     default_embedder_name,
     load_embedder,
 )
-from rag.errors import IndexMismatch
+from rag.reading.chunking import split_sentences
 
 from .conftest import SEEDS
 
@@ -82,7 +82,7 @@ def test_an_index_records_its_backend(tmp_path, embedder, torch_embedder):
 
 def test_a_model_that_cannot_be_exported_falls_back_to_torch(tmp_path, caplog):
     """CLS pooling is not what the exporter reproduces: torch, and one warning saying why."""
-    from rag.embed import bundled_embedder_path
+    from rag.indexing.embed import bundled_embedder_path
 
     src, model = bundled_embedder_path(), tmp_path / "cls-model"
     model.mkdir()
@@ -94,7 +94,7 @@ def test_a_model_that_cannot_be_exported_falls_back_to_torch(tmp_path, caplog):
         '{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, '
         '"pooling_mode_mean_tokens": false}'
     )
-    with caplog.at_level(logging.WARNING, logger="rag.embed"):
+    with caplog.at_level(logging.WARNING, logger="rag.indexing.embed"):
         e = load_embedder(str(model), backend="openvino")
     assert isinstance(e, SentenceTransformerEmbedder) and e.name == "cls-model"
     assert [r.getMessage() for r in caplog.records if "torch instead" in r.getMessage()]
@@ -104,7 +104,7 @@ def test_the_shipped_embedder_gives_each_thread_its_own_answer():
     """The UI embeds questions from several threads at once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from rag.embed import load_embedder
+    from rag.indexing.embed import load_embedder
 
     e = load_embedder("")
     texts = [f"Sentence {i}: the oven was set to {i * 7} degrees." for i in range(32)]
@@ -117,12 +117,12 @@ def test_the_shipped_embedder_gives_each_thread_its_own_answer():
 def test_int8_falls_back_to_float32_without_a_model_card_to_calibrate_on(tmp_path, caplog):
     """The int8 model is calibrated on the card in the model's folder; a folder without one
     still embeds, in float32, with one warning saying why."""
-    from rag.embed import bundled_embedder_path
+    from rag.indexing.embed import bundled_embedder_path
 
     src, model = bundled_embedder_path(), tmp_path / "no-card"
     shutil.copytree(src, model, ignore=shutil.ignore_patterns("README.md", "model.safetensors"))
     (model / "model.safetensors").symlink_to(src / "model.safetensors")
-    with caplog.at_level(logging.WARNING, logger="rag.embed"):
+    with caplog.at_level(logging.WARNING, logger="rag.indexing.embed"):
         e = load_embedder(str(model), backend="openvino-int8")
     assert e.name == "no-card+openvino"
     assert [r.getMessage() for r in caplog.records if "instead of int8" in r.getMessage()]
@@ -140,6 +140,6 @@ def test_int8_falls_back_to_float32_without_a_model_card_to_calibrate_on(tmp_pat
     (set(), "", False),  # no /proc/cpuinfo (macOS): float, which is right everywhere
 ])
 def test_int8_is_the_default_only_where_the_cpu_has_int8_dot_products(flags, cap, int8):
-    from rag.cpu import int8_dot_products
+    from rag.indexing.cpu import int8_dot_products
 
     assert int8_dot_products(frozenset(flags), cap) is int8

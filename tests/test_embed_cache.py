@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.embed import CachedEmbedder
+from rag.indexing.embed import CachedEmbedder
 
 
 class Counting:

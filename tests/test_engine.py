@@ -3,7 +3,7 @@
 import pytest
 
 from rag import Answer, InputError
-from rag.query import read, retrieval_query
+from rag.answering.query import read, retrieval_query
 
 from .conftest import file_text
 

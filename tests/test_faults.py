@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from rag import IndexCorrupt, IndexProblem, Pipeline, Settings, load_index, store, update
+from rag import IndexCorrupt, IndexProblem, Pipeline, Settings, load_index, update
 from rag import cli as rag_cli
-from rag.chunking import chunk_document
-from rag.embed import CachedEmbedder
+from rag.indexing import store
+from rag.indexing.embed import CachedEmbedder
+from rag.reading.chunking import chunk_document
 
 from .conftest import ROOT, SEEDS, file_text
 
@@ -419,7 +420,7 @@ def seed_copy(tmp_path, cached, monkeypatch) -> Path:
     index_dir = tmp_path / "index"
     update(Settings.load(env={}, index_dir=str(index_dir)), cached, [SEEDS])
     monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
-    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="", backend="": cached)
+    monkeypatch.setattr("rag.indexing.embed.load_embedder", lambda model_dir="", backend="": cached)
     monkeypatch.setattr("rag.loader.load_embedder", lambda model_dir="", backend="": cached)
     return index_dir
 

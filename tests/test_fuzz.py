@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag import InputError
-from rag.chunking import chunk_document
-from rag.ingest import load_document
+from rag.reading.chunking import chunk_document
+from rag.reading.ingest import load_document
 
 from .test_index import _pdf, _tiny_pdf
 
@@ -483,11 +483,11 @@ EXPENSIVE_PDFS = {
 
 @pytest.mark.parametrize("name", list(EXPENSIVE_PDFS))
 def test_a_pdf_that_asks_for_hours_of_work_is_refused(tmp_path, monkeypatch, name):
-    """Without the time limit in rag.ingest these take hours (pypdf re-reads the stream each
+    """Without the time limit in rag.reading.ingest these take hours (pypdf re-reads the stream each
     time it is drawn); with it, a one-line error after MAX_PDF_SECONDS (here 1 s)."""
-    import rag.ingest
+    import rag.reading.ingest
 
-    monkeypatch.setattr(rag.ingest, "MAX_PDF_SECONDS", 1)
+    monkeypatch.setattr(rag.reading.ingest, "MAX_PDF_SECONDS", 1)
     path = tmp_path / f"{name}.pdf"
     path.write_bytes(EXPENSIVE_PDFS[name])
     TRIED[".pdf/expensive"] += 1
@@ -496,9 +496,9 @@ def test_a_pdf_that_asks_for_hours_of_work_is_refused(tmp_path, monkeypatch, nam
 
 
 def test_the_pdf_time_limit_message(tmp_path, monkeypatch):
-    import rag.ingest
+    import rag.reading.ingest
 
-    monkeypatch.setattr(rag.ingest, "MAX_PDF_SECONDS", -1)
+    monkeypatch.setattr(rag.reading.ingest, "MAX_PDF_SECONDS", -1)
     (tmp_path / "brief.pdf").write_bytes(GOOD_PDF)
     with pytest.raises(InputError) as err:
         load_document(tmp_path / "brief.pdf")

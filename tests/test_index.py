@@ -11,13 +11,13 @@ from rag import (
     InputError,
     Settings,
     load_index,
-    store,
     update,
 )
-from rag.embed import default_embedder_name
-from rag.index import sentence_rows
-from rag.indexer import remove_document
-from rag.sentences import READING
+from rag.indexing import store
+from rag.indexing.embed import default_embedder_name
+from rag.indexing.index import sentence_rows
+from rag.indexing.indexer import remove_document
+from rag.reading.sentences import READING
 
 from .conftest import file_text
 
@@ -250,7 +250,7 @@ def test_two_writers_lose_no_update(tmp_path, embedder, docs_copy):
 
 
 def test_a_huge_paragraph_is_split_quickly_and_exactly():
-    from rag.chunking import chunk_document
+    from rag.reading.chunking import chunk_document
 
     text = "Intro.\n" + "a. " * 20_000 + "\nThe end.\n"
     chunks = chunk_document("d", text, 600, 1)

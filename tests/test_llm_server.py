@@ -25,8 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from rag import ModelError, Pipeline, Settings
-from rag.generate import bundled_gguf_path
-from rag.openai_llm import OpenAIGenerator
+from rag.llm.generate import bundled_gguf_path
+from rag.llm.openai_llm import OpenAIGenerator
 from rag.types import Answer
 
 from .conftest import ROOT, file_text

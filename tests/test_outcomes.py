@@ -14,10 +14,10 @@ import time
 import pytest
 
 from rag import Pipeline
-from rag.confidence import Signals, decide, load
+from rag.answering.confidence import Signals, decide, load
+from rag.answering.pipeline import WHY_BUSY, WHY_READER_ANSWER, WHY_READER_NOT_SURE
 from rag.errors import ModelBusy
-from rag.generate import ModelLock
-from rag.pipeline import WHY_BUSY, WHY_READER_ANSWER, WHY_READER_NOT_SURE
+from rag.llm.generate import ModelLock
 
 from .scripted import ScriptedGenerator
 from .scripted import ScriptedReader as Scripted

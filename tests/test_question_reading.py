@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from rag import InputError
-from rag.language import foreign_language
-from rag.query import asking_part
+from rag.answering.language import foreign_language
+from rag.answering.query import asking_part
 
 TROOPS = "deploying a security force"
 
@@ -84,7 +84,7 @@ def test_a_question_whose_key_term_is_absent_is_still_refused(pipeline, question
 
 
 def test_a_one_letter_name_is_something_to_look_up(pipeline):
-    from rag.terms import content_stems
+    from rag.reading.terms import content_stems
 
     assert content_stems("What is R?") == {"r"} and content_stems("And what is K?") == {"k"}
     assert content_stems("Can I use A or 5?") == {"use", "5"}  # the pronoun and the article name nothing
@@ -106,7 +106,7 @@ def test_the_asking_part_is_the_sentence_that_asks():
 def test_the_stopwords_are_nltks_without_contractions_plus_words_that_name_nothing():
     from bm25s.stopwords import STOPWORDS_EN_PLUS as nltk
 
-    from rag.terms import STOPWORDS
+    from rag.reading.terms import STOPWORDS
 
     pieces = {w for w in nltk if "'" in w or f"{w}'t" in nltk} | {"ain", "ma"}
     assert set(nltk) - pieces <= STOPWORDS and not pieces & STOPWORDS
@@ -135,7 +135,7 @@ def test_the_stopwords_are_nltks_without_contractions_plus_words_that_name_nothi
 def test_may_and_march_give_a_date_only_as_months(sentence, dated):
     """"When did it start?" is abstained on unless a sentence found gives a date; the verb
     "may" once counted as the month and let an unrelated sentence answer it."""
-    from rag.query import read
+    from rag.answering.query import read
 
     wanted = read("When did the war start?").asking.answer_type
     assert wanted.kind == "date"
@@ -162,6 +162,6 @@ def test_may_and_march_give_a_date_only_as_months(sentence, dated):
     ],
 )
 def test_a_how_to_question_is_checked_for_its_action_only_when_it_names_one(question, action):
-    from rag.query import read
+    from rag.answering.query import read
 
     assert read(question).asking.asked_for == action

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from rag import ModelError, Pipeline, Settings
-from rag.reader import Candidate, LlamaReader, messages, p_yes
+from rag.llm.reader import Candidate, LlamaReader, messages, p_yes
 
 from .scripted import ScriptedReader as Scripted
 
@@ -33,7 +33,7 @@ def test_the_prompt_puts_the_question_first_so_candidates_share_it():
 
 
 def test_a_window_does_not_cut_a_few_characters_off_the_end_of_a_sentence():
-    from rag.reader import window
+    from rag.llm.reader import window
 
     question = "What is the default value of ADD_EXTRA_GROUPS?"
     text = ("ADD_EXTRA_GROUPS Setting this to something other than 0 will cause adduser to add "
@@ -63,7 +63,7 @@ LOG_ODDS_TOLERANCE = 0.5
 
 
 def _log_odds(p: list[float]) -> list[float]:
-    from rag.confidence import logit
+    from rag.answering.confidence import logit
 
     return [logit(x) for x in p]
 
@@ -98,7 +98,7 @@ def test_a_real_model_judges_each_candidate_alike_alone_together_or_after_anothe
 def test_the_reader_counts_the_tokens_it_reads_and_reads_the_instruction_once(generator):
     """The instruction lives in the system prompt, evaluated once per process: a later
     question costs only its own words and its passages."""
-    from rag.reader import _common
+    from rag.llm.reader import _common
 
     cands = [Candidate(DISPLACED), Candidate("Macron will meet Trump at the White House.")]
     r = LlamaReader(generator.llm, generator.lock, "smollm2")
@@ -158,7 +158,7 @@ def test_a_reader_that_finds_no_answer_makes_the_engine_abstain_and_say_why(scri
 def test_the_reader_may_quote_another_passage_than_the_rules_lead(scripted_pipeline):
     import dataclasses
 
-    from rag.query import read
+    from rag.answering.query import read
 
     found = scripted_pipeline(None).retrieve(read(QUESTION))
     other = found.ranked[1]
@@ -250,7 +250,7 @@ def test_a_verdict_waiting_for_the_model_goes_before_a_waiting_rewrite():
     import threading
     import time
 
-    from rag.generate import ModelLock
+    from rag.llm.generate import ModelLock
 
     lock, order, release, busy = ModelLock(), [], threading.Event(), threading.Event()
 
@@ -295,7 +295,7 @@ def adduser(request, tmp_path_factory):
     import shutil
 
     from rag import load_index, update
-    from rag.embed import load_embedder
+    from rag.indexing.embed import load_embedder
 
     from .conftest import ROOT
 

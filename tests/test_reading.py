@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import chunk_document
-from rag.ingest import load_document
-from rag.sentences import split_sentences
+from rag.reading.chunking import chunk_document
+from rag.reading.ingest import load_document
+from rag.reading.sentences import split_sentences
 
 DATA = Path(__file__).parent / "data"
 FILES = ["Apache-2.0.txt", "pip-authentication.md", "venv.rst", "venv.html",
@@ -170,7 +170,7 @@ def test_an_html_definition_list_reads_as_term_and_description():
 
 
 def test_what_a_unit_is_for_is_read_from_its_form():
-    from rag.form import form
+    from rag.reading.form import form
 
     adduser = load_document(DATA / "adduser.conf.5.txt").text
     gai = load_document(DATA / "gai.conf.5.txt").text
@@ -185,10 +185,11 @@ def test_what_a_unit_is_for_is_read_from_its_form():
 def test_an_identifier_is_read_whole_as_well_as_by_its_words():
     """Asked about ADD_EXTRA_GROUPS, an entry that holds it outweighs one that holds only
     EXTRA_GROUPS (adduser.conf(5) has both, one after the other)."""
-    from rag.terms import content_stems, text_stems
+    from rag.reading.terms import content_stems, text_stems
 
     asked = content_stems("What is the default value of ADD_EXTRA_GROUPS?")
     assert {"add", "extra", "group", "add_extra_groups"} <= asked
     assert "add_extra_groups" not in text_stems("EXTRA_GROUPS This is the list of groups.")
     assert "add_extra_groups" in text_stems("ADD_EXTRA_GROUPS Setting this to 1 adds them.")
     assert "snake_case" in text_stems("a name in snake_case") and "snake" in text_stems("snake_case")
+

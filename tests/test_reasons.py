@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from rag import Pipeline, Settings, load_index, update
-from rag.chunking import split_sentences
-from rag.compose import checked
-from rag.query import read
+from rag.answering.compose import checked
+from rag.answering.query import read
+from rag.answering.verify import Checker, coverage
+from rag.reading.chunking import split_sentences
 from rag.types import Evidence
-from rag.verify import Checker, coverage
 
 from .scripted import doubting
 

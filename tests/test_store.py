@@ -18,7 +18,7 @@ import pytest
 
 from rag import IndexCorrupt, IndexMissing, IndexProblem, Settings, load_index, update
 from rag import cli as rag_cli
-from rag.embed import CachedEmbedder
+from rag.indexing.embed import CachedEmbedder
 
 from .conftest import ROOT, SEEDS
 
@@ -26,13 +26,13 @@ from .conftest import ROOT, SEEDS
 # it loads the index over and over and prints what it saw.
 READER = """
 import json, logging, sys
-from rag import store
+from rag.indexing import store
 from rag.errors import RagError
 retries = []
 handler = logging.Handler()
 handler.emit = retries.append
-logging.getLogger("rag.store").addHandler(handler)
-logging.getLogger("rag.store").setLevel(logging.INFO)
+logging.getLogger("rag.indexing.store").addHandler(handler)
+logging.getLogger("rag.indexing.store").setLevel(logging.INFO)
 loads, errors, generations = 0, [], set()
 for _ in range(int(sys.argv[2])):
     try:
@@ -99,7 +99,7 @@ def own_index(tmp_path, cached, monkeypatch) -> Settings:
     upload.parent.mkdir(parents=True)
     upload.write_text(UPLOAD, encoding="utf-8")
     update(s, cached, [upload], prune=False)  # as ui.service.Service.add_upload does
-    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="", backend="": cached)
+    monkeypatch.setattr("rag.indexing.embed.load_embedder", lambda model_dir="", backend="": cached)
     monkeypatch.setattr("rag.loader.load_embedder", lambda model_dir="", backend="": cached)
     return s
 
@@ -201,7 +201,7 @@ def test_a_file_we_may_not_read_is_called_that_not_corrupt(
 def test_a_failed_rag_index_leaves_no_index_folder_or_lock_behind(
     capsys, tmp_path, monkeypatch, cached, problem
 ):
-    monkeypatch.setattr("rag.embed.load_embedder", lambda model_dir="", backend="": cached)
+    monkeypatch.setattr("rag.indexing.embed.load_embedder", lambda model_dir="", backend="": cached)
     (tmp_path / "empty").mkdir()
     path = {"mistyped": tmp_path / "notse", "empty": tmp_path / "empty"}[problem]
     for index_dir in (tmp_path / "index", tmp_path / "new" / "deeper" / "index"):
@@ -218,7 +218,7 @@ def test_a_failed_rag_index_leaves_no_index_folder_or_lock_behind(
 def test_import_rag_needs_no_posix_only_module():
     """`fcntl` exists only on POSIX; the writers' lock comes from filelock, which picks what
     the OS has. Hidden here to stand in for Windows."""
-    code = "import sys; sys.modules['fcntl'] = None; import rag, rag.store, rag.indexer; print('ok')"
+    code = "import sys; sys.modules['fcntl'] = None; import rag, rag.indexing.store, rag.indexing.indexer; print('ok')"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr

@@ -19,7 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from rag import Answer, InputError, RagError, load_index
-from rag.generate import bundled_gguf_path
+from rag.llm.generate import bundled_gguf_path
 from ui import render
 from ui.app import build_app, launch
 from ui.service import Service

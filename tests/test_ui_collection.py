@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from rag import Pipeline, Settings, load_index, update
-from rag.ingest import load_document
+from rag.reading.ingest import load_document
 from ui.collection import EXAMPLES_FILE, intro, subject
 from ui.service import Service
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from gradio_client.exceptions import AppError
 
-from rag.generate import bundled_gguf_path
+from rag.llm.generate import bundled_gguf_path
 from ui.service import BUNDLED, SWITCH_OFF
 from ui.throttle import FREE_FAILURES, LoginThrottle
 

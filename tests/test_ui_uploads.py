@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag import InputError
-from rag.ingest import SUPPORTED, read_document
+from rag.reading.ingest import SUPPORTED, read_document
 from ui import render
 from ui.app import build_app
 from ui.service import UploadJob, safe_upload_name

@@ -39,7 +39,7 @@ BADGES = {  # mode -> (label, what it means, shown as a tooltip)
     ),
 }
 
-# how sure the engine is, in words (rag.confidence gives the number): of an answer, and of
+# how sure the engine is, in words (rag.answering.confidence gives the number): of an answer, and of
 # "the documents don't say"; each (lowest confidence, words), highest first
 SURE_OF_ANSWER = ((0.8, "very likely right"), (0.6, "likely right"), (0.4, "unsure"),
                   (0.0, "doubtful: check the source"))

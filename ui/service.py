@@ -23,10 +23,10 @@ from pathlib import Path
 
 import rag
 from rag import SUPPORTED_TYPES, Answer, InputError, ModelError, Settings
-from rag.embed import load_embedder
-from rag.generate import bundled_gguf_path
-from rag.ingest import read_text
+from rag.indexing.embed import load_embedder
+from rag.llm.generate import bundled_gguf_path
 from rag.loader import same_file
+from rag.reading.ingest import read_text
 
 from .loading import Loading
 from .render import DocRow, Ref, digest

@@ -7,11 +7,11 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from .chunking import split_sentences
-from .form import form
+from ..reading.chunking import split_sentences
+from ..reading.form import form
+from ..reading.terms import text_stems
+from ..types import Citation, Evidence, Lead
 from .query import Ask, Query
-from .terms import text_stems
-from .types import Citation, Evidence, Lead
 from .verify import Checker, split_markers
 
 _ELABORATES = re.compile(r"(he|she|they|it|this|these|that|those|such|his|her|their)\b", re.I)

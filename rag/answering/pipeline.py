@@ -1,13 +1,13 @@
-"""Question in, checked and cited `Answer` out. The question is read once (`rag.query`), then
+"""Question in, checked and cited `Answer` out. The question is read once (`rag.answering.query`), then
 five stages hand values down:
 
     retrieve  the chunks for the question, and the sentences in them that an answer may cite
     decide    the rules' signals (names and words found, the kind of answer wanted, the best
               cosine) give fitted probabilities that the best sentence answers and that the
-              documents do not; from them one of three outcomes (rag.confidence): an answer,
+              documents do not; from them one of three outcomes (rag.answering.confidence): an answer,
               not sure (the best passage, marked so), or the documents don't say. This first
               answer is shown at once.
-    judge     a reader model (rag.reader) judges the best-ranked sentences; with the rule
+    judge     a reader model (rag.llm.reader) judges the best-ranked sentences; with the rule
               signals its verdicts give the same three outcomes, better founded
     rewrite   in generate mode the model rewrites an answer (never a not-sure passage), after
               judging
@@ -24,17 +24,17 @@ from collections import abc
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+from ..errors import ModelBusy, ModelError
+from ..indexing.embed import CachedEmbedder, Embedder
+from ..indexing.index import Index
+from ..llm.generate import Generator, Message
+from ..llm.reader import Candidate, Reader
+from ..settings import Settings
+from ..types import Answer, Evidence, Lead
 from . import compose
 from . import confidence as confidence_
-from .embed import CachedEmbedder, Embedder
-from .errors import ModelBusy, ModelError
-from .generate import Generator, Message
-from .index import Index
 from .query import Query, check_question, read
-from .reader import Candidate, Reader
 from .retrieve import Retrieved, Retriever
-from .settings import Settings
-from .types import Answer, Evidence, Lead
 from .verify import Checker, Coverage, coverage, plain_reason
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,7 @@ class Pipeline:
                    n: int) -> ForReader:
         """The `n` best-ranked sentences as the reader judges them: each with what quoting it
         would show (the next sentence of its paragraph, when that one finishes it) and the
-        heading of its section. The reader cuts each to its window (rag.reader.window)."""
+        heading of its section. The reader cuts each to its window (rag.llm.reader.window)."""
         candidates = found.ranked[:n]
         units = [self.unit(query, ev, found, retriever) for ev in candidates]
         shown = [Candidate(" ".join(e.text for e in unit), _heading(ev, found))

@@ -16,8 +16,8 @@ manifest change and reads the new generation instead.
 The manifest also records the folders (and files) the index was built from, so every error can
 say which ones `rag index --rebuild` will read again.
 
-The index in memory is `rag.index`; what the manifest holds, and how it is read and checked,
-is `rag.manifest`.
+The index in memory is `rag.indexing.index`; what the manifest holds, and how it is read and checked,
+is `rag.indexing.manifest`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem
+from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem
+from ..types import Chunk, Document
 from .index import EF_SEARCH, DocEntry, Index, IndexConfig, sentence_rows
 from .manifest import (
     check_config,
@@ -50,7 +51,6 @@ from .manifest import (
     roots_of,
     unreadable,
 )
-from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..indexing.embed import Embedder
+from ..reading.terms import (
+    QUESTION_WORDS,
+    STOPWORDS,
+    initialisms,
+    key_terms,
+    stem,
+    text_stems,
+    tokens,
+)
+from ..types import Evidence
 from .answer_type import GENERIC_NOUNS
-from .embed import Embedder
 from .query import Ask
-from .terms import QUESTION_WORDS, STOPWORDS, initialisms, key_terms, stem, text_stems, tokens
-from .types import Evidence
 
 MARKER = re.compile(r"\s*\[(\d+)\]")
 

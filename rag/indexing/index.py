@@ -1,5 +1,5 @@
 """The index in memory: documents, their chunks, one unit vector per chunk searched with FAISS,
-and one per sentence. `rag.store` saves and loads it; `rag.indexer` keeps it in step with
+and one per sentence. `rag.indexing.store` saves and loads it; `rag.indexing.indexer` keeps it in step with
 folders of documents."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .types import Chunk, Document
+from ..types import Chunk, Document
 
 ANN_THRESHOLD = 20_000  # above this many chunks, HNSW instead of exact search
 EF_SEARCH = 200  # HNSW search breadth: recall@10 0.95 against exact search in `rag bench`
@@ -21,7 +21,7 @@ class IndexConfig:
     dim: int
     chunk_size: int
     chunk_overlap: int
-    reading: int = 1  # how text was read into sentences (rag.sentences.READING)
+    reading: int = 1  # how text was read into sentences (rag.reading.sentences.READING)
 
 
 @dataclass

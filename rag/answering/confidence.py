@@ -1,7 +1,7 @@
 """How sure the engine is of an answer: a logistic regression over the signals it already has
 (the reader's verdicts, the rule score, whether the question's words are found), fitted on
 labelled questions by `python -m bench.fit_confidence` and shipped as JSON with what it was
-fitted on (`rag/confidence.json`). Nothing here is tuned by hand.
+fitted on (`rag/answering/confidence.json`). Nothing here is tuned by hand.
 
 The same file holds how the reader's verdicts are used: how many candidates it judges, when
 it stops early, how its verdict and the rule score combine to choose the passage to quote, and
@@ -116,7 +116,7 @@ FRAME_CUT = math.inf  # before any fit has written a cut, no word is taken for a
 
 def frame_cut(path: Path = PATH) -> float:
     """The Zipf frequency at and above which a question's word only frames it (fitted by
-    `python -m bench.fit_confidence frames`; see rag.answer_type.frames)."""
+    `python -m bench.fit_confidence frames`; see rag.answering.answer_type.frames)."""
     if not path.exists():
         return FRAME_CUT
     return float(json.loads(path.read_text(encoding="utf-8")).get("frames", {}).get(

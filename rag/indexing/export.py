@@ -1,5 +1,5 @@
 """The bundled sentence-transformers model exported to ONNX, once, into a cache folder
-($RAG_CACHE_DIR, else ~/.cache/rag): the files the fast embedding backends in `rag.embed` run.
+($RAG_CACHE_DIR, else ~/.cache/rag): the files the fast embedding backends in `rag.indexing.embed` run.
 Nothing is downloaded: the export is traced from the model's own folder."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 log = logging.getLogger(__name__)
 

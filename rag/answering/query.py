@@ -15,12 +15,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import InputError
+from ..reading.chunking import split_sentences
+from ..reading.terms import KeyTerms, key_terms, stem, tokens
+from ..settings import Settings
 from .answer_type import AnswerType, answer_type, asked_for, asks_how_to
-from .chunking import split_sentences
-from .errors import InputError
 from .language import foreign_language
-from .settings import Settings
-from .terms import KeyTerms, key_terms, stem, tokens
 
 _FOLLOW_UP = re.compile(
     r"\b(he|she|him|his|her|they|them|their|it|its|this|that|these|those|there|then|"

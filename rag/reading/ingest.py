@@ -14,9 +14,9 @@ import re
 import time
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
+from ..types import Document
 from .html import html_to_text
-from .types import Document
 
 log = logging.getLogger(__name__)
 

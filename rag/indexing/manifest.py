@@ -13,9 +13,9 @@ import shlex
 import time
 from pathlib import Path
 
-from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem
+from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem
+from ..settings import Settings
 from .index import Index, IndexConfig
-from .settings import Settings
 
 FORMAT = "rag-index"
 VERSION = 2  # 2: sentence vectors stored with the chunks
@@ -50,7 +50,7 @@ def manifest_for(index: Index, generation: int, files: dict[str, str],
 def _show(path: str | Path) -> str:
     """A path as a person would type it here: relative below the working folder, with a
     slash after a folder, terminal escapes made visible."""
-    from .ingest import printable
+    from ..reading.ingest import printable
 
     p = Path(path)
     with contextlib.suppress(ValueError):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from .errors import ModelError
+from ..errors import ModelError
 from .generate import Message, estimate_tokens
 from .reader import MAX_PASSAGE_CHARS
 

@@ -15,14 +15,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .chunking import search_text
-from .embed import Embedder
-from .form import asks_for_form, form
-from .index import Index
+from ..indexing.embed import Embedder
+from ..indexing.index import Index
+from ..reading.chunking import search_text
+from ..reading.form import asks_for_form, form
+from ..reading.sentences import same_paragraph
+from ..reading.terms import STOPWORDS, TOKEN_PATTERN, initialisms, stem, text_stems
+from ..types import Document, Evidence, Lead, Passage
 from .query import Ask, Query
-from .sentences import same_paragraph
-from .terms import STOPWORDS, TOKEN_PATTERN, initialisms, stem, text_stems
-from .types import Document, Evidence, Lead, Passage
 
 log = logging.getLogger(__name__)
 

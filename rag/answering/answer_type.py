@@ -15,7 +15,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from .terms import QUESTION_WORDS, STOPWORDS
+from ..reading.terms import QUESTION_WORDS, STOPWORDS
 
 NUMBER = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -172,7 +172,7 @@ def frames(word: str) -> bool:
     name what it asks about? Decided by how common the word is in English (wordfreq's Zipf
     scale), cut where, on the fitting corpora's questions, a word that common is more often
     missing from the passage that answers than in it (`python -m bench.fit_confidence frames`
-    fits the cut into rag/confidence.json). Such a word's absence is no reason to refuse.
+    fits the cut into rag/answering/confidence.json). Such a word's absence is no reason to refuse.
 
         >>> frames("state"), frames("password")
         (True, False)

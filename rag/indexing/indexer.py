@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem, InputError
+from ..reading.chunking import chunk_document, search_text
+from ..reading.ingest import find_files, load_document, printable
+from ..reading.sentences import READING
+from ..settings import Settings
+from ..types import Document
 from . import store
-from .chunking import chunk_document, search_text
 from .embed import Embedder
-from .errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexProblem, InputError
 from .index import DocEntry, Index, IndexConfig
-from .ingest import find_files, load_document, printable
 from .manifest import VERSION, read_manifest, roots_of
-from .sentences import READING
-from .settings import Settings
-from .types import Document
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ModelBusy, ModelError
+from ..errors import ModelBusy, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import InputError, ModelError
+from ..settings import Settings
 from .cpu import int8_dot_products
-from .errors import InputError, ModelError
 from .export import export_onnx, load_tokenizer
-from .settings import Settings
 
 log = logging.getLogger(__name__)
 

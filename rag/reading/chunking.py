@@ -1,5 +1,5 @@
 """Chunks: runs of whole sentences inside one section, up to `size` characters, sharing
-`overlap` sentences with their neighbour. Sentences and headings come from `rag.sentences`,
+`overlap` sentences with their neighbour. Sentences and headings come from `rag.reading.sentences`,
 which reads text as it is written (a line break inside a paragraph is not a sentence end).
 
     >>> [c.text for c in chunk_document("d", "Title\\n\\nOne. Two.\\n", size=50, overlap=0)]
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
+from ..types import Chunk
 from .sentences import Span, split_sentences
-from .types import Chunk
 
 __all__ = ["Span", "chunk_document", "search_text", "split_sentences"]
 
