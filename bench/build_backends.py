@@ -35,17 +35,31 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[float]] = {b: [] for b in embedders}
     with tempfile.TemporaryDirectory(prefix="rag-builds-") as tmp:
         first = next(iter(embedders.values()))
-        seeds, _ = update(settings.replace(index_dir=f"{tmp}/seeds"), first, [speed._repo_file("seeds")])
+        seeds, _ = update(
+            settings.replace(index_dir=f"{tmp}/seeds"), first, [speed._repo_file("seeds")]
+        )
         sentences, _ = speed.seed_sentences(seeds)
         for r in range(args.rounds):
             for backend, embedder in embedders.items():
-                built = speed.bench_build(embedder, sentences, plan, settings, Path(tmp) / f"{r}-{backend}")
+                built = speed.bench_build(
+                    embedder, sentences, plan, settings, Path(tmp) / f"{r}-{backend}"
+                )
                 rates[backend].append(built["chunks_per_s"])
-                print(f"round {r + 1}, {embedder.name}: {built['chunks']} chunks, "
-                      f"{built['chunks_per_s']} chunks/s", file=sys.stderr, flush=True)
-    print(json.dumps({"vector_extensions": vector_extensions()["best"],
-                      "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
-                      "chunks_per_s": rates}))
+                print(
+                    f"round {r + 1}, {embedder.name}: {built['chunks']} chunks, "
+                    f"{built['chunks_per_s']} chunks/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    print(
+        json.dumps(
+            {
+                "vector_extensions": vector_extensions()["best"],
+                "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+                "chunks_per_s": rates,
+            }
+        )
+    )
     return 0
 
 

@@ -18,16 +18,30 @@ class Command(NamedTuple):
 
 
 def _eval_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corpus", action="append", metavar="NAME",
-                   help="only this corpus (repeatable; default: all in eval/corpora)")
+    p.add_argument(
+        "--corpus",
+        action="append",
+        metavar="NAME",
+        help="only this corpus (repeatable; default: all in eval/corpora)",
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", default="eval/results.json", help="where to write the JSON results")
-    p.add_argument("--config", action="append", metavar="NAME=K:V,...",
-                   help="a configuration to compare, e.g. bm25=retrieval:bm25 (repeatable)")
-    p.add_argument("--compare", action="store_true",
-                   help="compare dense/bm25/hybrid, generate/extractive and k=3/5/8")
-    p.add_argument("--plot", metavar="FILE.png",
-                   help="draw the held-out reliability diagram of the confidence (matplotlib)")
+    p.add_argument(
+        "--config",
+        action="append",
+        metavar="NAME=K:V,...",
+        help="a configuration to compare, e.g. bm25=retrieval:bm25 (repeatable)",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare dense/bm25/hybrid, generate/extractive and k=3/5/8",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw the held-out reliability diagram of the confidence (matplotlib)",
+    )
 
 
 def _eval(args, settings) -> int:
@@ -48,6 +62,7 @@ def _bench(args, settings) -> int:
     return main(args, settings)
 
 
-eval_command = Command("score answers, citations and abstentions on the benchmark corpora",
-                       _eval_arguments, _eval)
+eval_command = Command(
+    "score answers, citations and abstentions on the benchmark corpora", _eval_arguments, _eval
+)
 bench_command = Command("measure speed and scale (prints figures)", _bench_arguments, _bench)

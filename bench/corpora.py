@@ -143,8 +143,10 @@ def fetch(c: Corpus) -> list[str]:
             continue
         if "github" in f:
             if not _from_github(f, c.folder / f["file"]):
-                missing.append(f"github:{f['github']} at {f['commit'][:12]} (bring it with the "
-                               "session's fetch tool)")
+                missing.append(
+                    f"github:{f['github']} at {f['commit'][:12]} (bring it with the "
+                    "session's fetch tool)"
+                )
             continue
         if "from" not in f:
             continue
@@ -172,9 +174,11 @@ def _from_github(f: dict, dest: Path) -> bool:
 
     git_dir = mirrors() / f["github"].replace("/", "+") / "repo"
     try:
-        data = subprocess.run(["git", "--git-dir", str(git_dir), "show",
-                               f"{f['commit']}:{f['path']}"], capture_output=True,
-                              check=True).stdout
+        data = subprocess.run(
+            ["git", "--git-dir", str(git_dir), "show", f"{f['commit']}:{f['path']}"],
+            capture_output=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return False
     if "json" in f:
@@ -216,10 +220,12 @@ def render_man(page: str) -> str | None:
 
     env = {**os.environ, "MANWIDTH": "80", "LC_ALL": "C.UTF-8"}
     try:
-        shown = subprocess.run(["man", "-P", "cat", *page.split()], env=env, capture_output=True,
-                               check=True).stdout
-        plain = subprocess.run(["col", "-bx"], input=shown, env=env, capture_output=True,
-                               check=True).stdout
+        shown = subprocess.run(
+            ["man", "-P", "cat", *page.split()], env=env, capture_output=True, check=True
+        ).stdout
+        plain = subprocess.run(
+            ["col", "-bx"], input=shown, env=env, capture_output=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     return plain.decode("utf-8")
@@ -327,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
             status |= bool(problems)
             if not problems:
                 qs = c.questions()
-                print(f"{c.name}: ok, {len(qs)} questions, {sum(not q.answerable for q in qs)} unanswerable")
+                print(
+                    f"{c.name}: ok, {len(qs)} questions, {sum(not q.answerable for q in qs)} unanswerable"
+                )
         else:
             print(f"{c.name}: {c.kind}; {len(c.files)} files; {c.source}")
     return status

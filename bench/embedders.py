@@ -163,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, default=256, help="chunk texts timed per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="speed and cosine only")
-    p.add_argument("--only", help="backend labels to run, separated by semicolons (labels hold commas; "
-                   "today's always runs)")
+    p.add_argument(
+        "--only",
+        help="backend labels to run, separated by semicolons (labels hold commas; "
+        "today's always runs)",
+    )
     p.add_argument("--model2vec", default="", help="a model2vec folder distilled from MiniLM")
     p.add_argument("--out", default="bench-results/embedders.json")
     args = p.parse_args(argv)

@@ -56,8 +56,16 @@ def load_gold(path: str | Path) -> list[GoldItem]:
             continue
         row = json.loads(line)
         gold = [(str((root / g["file"]).resolve()), g["start"], g["end"]) for g in row["gold"]]
-        items.append(GoldItem(row["id"], row["question"], row["answerable"], row["facts"], gold,
-                              row.get("history", [])))
+        items.append(
+            GoldItem(
+                row["id"],
+                row["question"],
+                row["answerable"],
+                row["facts"],
+                gold,
+                row.get("history", []),
+            )
+        )
     return items
 
 
@@ -81,7 +89,9 @@ def citation_scores(pipeline: Pipeline, answer: Answer, gold) -> dict[str, tuple
     citations / citations, where a citation is not needed if it alone does not support its
     sentence and the others do. Support is judged by the engine's checker and by gold overlap."""
     by_n: dict[int, Citation] = {c.n: c for c in answer.citations}
-    counts = {k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")}
+    counts = {
+        k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")
+    }
     for sentence, ns in answer_sentences(answer):
         cites = [by_n[n] for n in ns if n in by_n]
         for name in ("checker", "gold"):
@@ -98,8 +108,9 @@ def citation_scores(pipeline: Pipeline, answer: Answer, gold) -> dict[str, tuple
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
-def _supports(judge: str, pipeline: Pipeline, sentence: str, cites: list[Citation], gold,
-              idx: list[int]) -> bool:
+def _supports(
+    judge: str, pipeline: Pipeline, sentence: str, cites: list[Citation], gold, idx: list[int]
+) -> bool:
     if not idx:
         return False
     if judge == "gold":
@@ -126,15 +137,25 @@ def percentile(values: list[float], q: float) -> float | None:
 def gold_rank(pipeline: Pipeline, item: GoldItem, s: Settings) -> int | None:
     """The rank of the first retrieved chunk holding a gold sentence, or None."""
     passages = pipeline.retrieve(read(check_question(item.question, s), item.history), s).passages
-    return next((i + 1 for i, p in enumerate(passages) if any(
-        _overlaps(pipeline.index.docs[p.chunk.doc_id].doc.source, a, b, item.gold)
-        for a, b in p.chunk.sentences)), None)
+    return next(
+        (
+            i + 1
+            for i, p in enumerate(passages)
+            if any(
+                _overlaps(pipeline.index.docs[p.chunk.doc_id].doc.source, a, b, item.gold)
+                for a, b in p.chunk.sentences
+            )
+        ),
+        None,
+    )
 
 
 def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None) -> dict:
     s = pipeline.settings.replace(**(overrides or {}))
     rows = []
-    totals = {k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")}
+    totals = {
+        k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")
+    }
     lat = {"retrieve_ms": [], "first_token_ms": [], "total_ms": [], "reader_ms": []}
     for item in items:
         rank = gold_rank(pipeline, item, s)
@@ -145,13 +166,24 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
 
         facts_ok = holds(answer.text)
         cites_gold = any(_overlaps(c.source, c.start, c.end, item.gold) for c in answer.citations)
-        row = {"id": item.id, "question": item.question, "answerable": item.answerable,
-               "mode": answer.mode, "outcome": answer.outcome, "answer": answer.text,
-               "correct": None, "cites_gold": None, "shown_right": None, "judged_right": None,
-               "rank": rank, "note": answer.note, "why": answer.why,
-               "confidence": answer.confidence,
-               "reader_tokens": answer.timings.get("reader_tokens"),
-               "judged": len(answer.judged)}
+        row = {
+            "id": item.id,
+            "question": item.question,
+            "answerable": item.answerable,
+            "mode": answer.mode,
+            "outcome": answer.outcome,
+            "answer": answer.text,
+            "correct": None,
+            "cites_gold": None,
+            "shown_right": None,
+            "judged_right": None,
+            "rank": rank,
+            "note": answer.note,
+            "why": answer.why,
+            "confidence": answer.confidence,
+            "reader_tokens": answer.timings.get("reader_tokens"),
+            "judged": len(answer.judged),
+        }
         if item.answerable:
             row["correct"] = answer.outcome == "answer" and facts_ok
             row["shown_right"] = answer.outcome != "not_in_documents" and facts_ok
@@ -167,8 +199,16 @@ def run(pipeline: Pipeline, items: list[GoldItem], overrides: dict | None = None
             lat["reader_ms"][-1] -= answer.timings.get("retrieve_ms", 0.0)
         rows.append(row)
     summary = summarize(rows, totals, lat)
-    return {"settings": {"retrieval": s.retrieval, "mode": s.mode, "top_k": s.top_k,
-                         "evidence_k": s.evidence_k}, "summary": summary, "rows": rows}
+    return {
+        "settings": {
+            "retrieval": s.retrieval,
+            "mode": s.mode,
+            "top_k": s.top_k,
+            "evidence_k": s.evidence_k,
+        },
+        "summary": summary,
+        "rows": rows,
+    }
 
 
 CONFIDENT = 0.6  # an answer this sure or surer that is wrong counts as confidently wrong
@@ -183,8 +223,9 @@ def calibration(rows: list[dict]) -> tuple[list[float], list[bool]]:
         if r["confidence"] is None:
             continue
         conf.append(r["confidence"])
-        ok.append(not r["answerable"] if r["outcome"] == "not_in_documents"
-                  else bool(r["shown_right"]))
+        ok.append(
+            not r["answerable"] if r["outcome"] == "not_in_documents" else bool(r["shown_right"])
+        )
     return conf, ok
 
 
@@ -194,22 +235,27 @@ def ece(confidence: list[float], ok: list[bool], bins: int = 10) -> float | None
         return None
     c, y = np.asarray(confidence, float), np.asarray(ok, float)
     which = np.minimum((c * bins).astype(int), bins - 1)
-    gap = sum(abs(c[which == b].mean() - y[which == b].mean()) * (which == b).sum()
-              for b in range(bins) if (which == b).any())
+    gap = sum(
+        abs(c[which == b].mean() - y[which == b].mean()) * (which == b).sum()
+        for b in range(bins)
+        if (which == b).any()
+    )
     return round(float(gap / len(c)), 3)
 
 
 def summarize(rows: list[dict], totals: dict | None = None, lat: dict | None = None) -> dict:
     """The headline figures of a set of answered questions (`run`'s rows)."""
-    totals = totals or {k: [0, 0] for k in ("checker_recall", "checker_precision",
-                                             "gold_recall", "gold_precision")}
+    totals = totals or {
+        k: [0, 0] for k in ("checker_recall", "checker_precision", "gold_recall", "gold_precision")
+    }
     lat = lat or {}
     ans = [r for r in rows if r["answerable"]]
     unans = [r for r in rows if not r["answerable"]]
     abstained = [r for r in rows if r["outcome"] == "not_in_documents"]
     answered = [r for r in rows if r["outcome"] == "answer"]
-    confident_wrong = [r for r in answered if (r["confidence"] or 0) >= CONFIDENT
-                       and not r["correct"]]
+    confident_wrong = [
+        r for r in answered if (r["confidence"] or 0) >= CONFIDENT and not r["correct"]
+    ]
     tokens = [r["reader_tokens"] for r in rows if r.get("reader_tokens")]
     summary = {
         "questions": len(rows),
@@ -223,16 +269,20 @@ def summarize(rows: list[dict], totals: dict | None = None, lat: dict | None = N
         "citation_precision_gold": _pct(*totals["gold_precision"]),
         "citation_recall_gold": _pct(*totals["gold_recall"]),
         "abstention_precision": _pct(sum(not r["answerable"] for r in abstained), len(abstained)),
-        "abstention_recall": _pct(sum(r["outcome"] == "not_in_documents" for r in unans),
-                                  len(unans)),
+        "abstention_recall": _pct(
+            sum(r["outcome"] == "not_in_documents" for r in unans), len(unans)
+        ),
         "precision_when_answering": _pct(sum(bool(r["correct"]) for r in answered), len(answered)),
         "right_shown": _pct(sum(bool(r["shown_right"]) for r in ans), len(ans)),
         "confidently_wrong": _pct(len(confident_wrong), len(rows)),
         "calibration_error": ece(*calibration(rows)),
         "reader_recall": _pct(sum(bool(r["judged_right"]) for r in ans), len(ans))
-        if any(r.get("judged") for r in rows) else None,
-        "outcomes": {o: sum(r["outcome"] == o for r in rows)
-                     for o in ("answer", "not_sure", "not_in_documents")},
+        if any(r.get("judged") for r in rows)
+        else None,
+        "outcomes": {
+            o: sum(r["outcome"] == o for r in rows)
+            for o in ("answer", "not_sure", "not_in_documents")
+        },
         "reader_tokens_p50": percentile(tokens, 50),
         "generated_share": _pct(sum(r["mode"] == "generate" for r in ans), len(ans)),
     }
@@ -242,9 +292,17 @@ def summarize(rows: list[dict], totals: dict | None = None, lat: dict | None = N
     return summary
 
 
-HEADLINE = ("answer_accuracy", "cites_gold", "abstention_recall", "abstention_precision",
-            "precision_when_answering", "right_shown", "confidently_wrong", "calibration_error",
-            "reader_recall")
+HEADLINE = (
+    "answer_accuracy",
+    "cites_gold",
+    "abstention_recall",
+    "abstention_precision",
+    "precision_when_answering",
+    "right_shown",
+    "confidently_wrong",
+    "calibration_error",
+    "reader_recall",
+)
 
 
 def corpus_items(c) -> list[GoldItem]:
@@ -273,12 +331,17 @@ def corpus_index(c, settings: Settings, embedder):
 
     missing = [p.name for p in c.paths if not p.exists()]
     if missing:
-        raise InputError(f"{c.name}: {', '.join(missing)} not fetched; run `make eval`, or "
-                         "`python -m bench.corpora fetch` once its Debian packages are installed")
+        raise InputError(
+            f"{c.name}: {', '.join(missing)} not fetched; run `make eval`, or "
+            "`python -m bench.corpora fetch` once its Debian packages are installed"
+        )
     from rag.indexing.embed import default_embedder_name
 
-    name = "index" if embedder.name == default_embedder_name() else \
-        "index-" + re.sub(r"[^A-Za-z0-9.+-]+", "_", embedder.name)
+    name = (
+        "index"
+        if embedder.name == default_embedder_name()
+        else "index-" + re.sub(r"[^A-Za-z0-9.+-]+", "_", embedder.name)
+    )
     s = settings.replace(index_dir=str(CORPORA / c.name / name))
     try:
         index, report = update(s, embedder, [str(c.folder)])
@@ -311,18 +374,20 @@ def corpus_recall(embedder, settings: Settings, corpora: list) -> dict[str, floa
 
 
 def macro(summaries: list[dict]) -> dict:
-    out: dict = {"corpora": len(summaries),
-                 "questions": sum(x["questions"] for x in summaries),
-                 "unanswerable": sum(x["unanswerable"] for x in summaries)}
+    out: dict = {
+        "corpora": len(summaries),
+        "questions": sum(x["questions"] for x in summaries),
+        "unanswerable": sum(x["unanswerable"] for x in summaries),
+    }
     for k in HEADLINE:
         vals = [x[k] for x in summaries if x[k] is not None]
-        out[k] = round(sum(vals) / len(vals), 3 if k == "calibration_error" else 1) if vals \
-            else None
+        out[k] = (
+            round(sum(vals) / len(vals), 3 if k == "calibration_error" else 1) if vals else None
+        )
     return out
 
 
-def run_corpora(pipeline: Pipeline, corpora: list, overrides: dict | None = None,
-                log=None) -> dict:
+def run_corpora(pipeline: Pipeline, corpora: list, overrides: dict | None = None, log=None) -> dict:
     """{"corpora": {name: summary}, "held_out": macro-average, "fitted_on": [...], "rows"}"""
     results, rows = {}, {}
     for c in corpora:
@@ -331,19 +396,28 @@ def run_corpora(pipeline: Pipeline, corpora: list, overrides: dict | None = None
         results[c.name], rows[c.name] = r["summary"], r["rows"]
         results[c.name]["fitted"] = c.fitted
         if log:
-            log(f"{c.name}: {r['summary']['answer_accuracy']}% right, "
-                f"{r['summary']['abstention_recall']}% of unanswerable refused")
+            log(
+                f"{c.name}: {r['summary']['answer_accuracy']}% right, "
+                f"{r['summary']['abstention_recall']}% of unanswerable refused"
+            )
     held = [results[c.name] for c in corpora if not c.fitted]
     held_out = None
     if held:
         # macro-averages, but the calibration error over every held-out question together
         # (ten bins over one corpus's 70-odd questions are mostly noise)
         pooled = [r for c in corpora if not c.fitted for r in rows[c.name]]
-        held_out = {"corpora_names": [c.name for c in corpora if not c.fitted], **macro(held),
-                    "calibration_error_macro": macro(held)["calibration_error"],
-                    "calibration_error": ece(*calibration(pooled))}
-    return {"corpora": results, "held_out": held_out,
-            "fitted_on": [c.name for c in corpora if c.fitted], "rows": rows}
+        held_out = {
+            "corpora_names": [c.name for c in corpora if not c.fitted],
+            **macro(held),
+            "calibration_error_macro": macro(held)["calibration_error"],
+            "calibration_error": ece(*calibration(pooled)),
+        }
+    return {
+        "corpora": results,
+        "held_out": held_out,
+        "fitted_on": [c.name for c in corpora if c.fitted],
+        "rows": rows,
+    }
 
 
 def table(results: dict) -> str:
@@ -377,8 +451,11 @@ def plot(results: dict, path: str) -> None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 7), height_ratios=(3, 1), sharex=True)
     top.plot([0, 1], [0, 1], ls="--", color="grey", label="perfectly calibrated")
     which = np.minimum((conf * 10).astype(int), 9)
-    for outcome, colour in (("answer", "tab:green"), ("not_sure", "tab:orange"),
-                            ("not_in_documents", "tab:red")):
+    for outcome, colour in (
+        ("answer", "tab:green"),
+        ("not_sure", "tab:orange"),
+        ("not_in_documents", "tab:red"),
+    ):
         mine = np.array([r["outcome"] == outcome for r in rows if r["confidence"] is not None])
         xs, ys, ns = [], [], []
         for b in range(10):
@@ -387,14 +464,23 @@ def plot(results: dict, path: str) -> None:
                 xs.append(conf[m].mean())
                 ys.append(ok[m].mean())
                 ns.append(int(m.sum()))
-        top.scatter(xs, ys, s=[20 + 4 * n for n in ns], color=colour, alpha=0.7,
-                    label=outcome.replace("_", " "))
+        top.scatter(
+            xs,
+            ys,
+            s=[20 + 4 * n for n in ns],
+            color=colour,
+            alpha=0.7,
+            label=outcome.replace("_", " "),
+        )
     xs = [conf[which == b].mean() for b in range(10) if (which == b).any()]
     ys = [ok[which == b].mean() for b in range(10) if (which == b).any()]
     top.plot(xs, ys, marker="o", color="black", label="all outcomes")
     top.set_ylabel("share where what was said holds")
-    top.set_title(f"Held out: {', '.join(names)}\n{len(conf)} questions, expected calibration "
-                  f"error {ece(list(conf), list(ok))}", fontsize=9)
+    top.set_title(
+        f"Held out: {', '.join(names)}\n{len(conf)} questions, expected calibration "
+        f"error {ece(list(conf), list(ok))}",
+        fontsize=9,
+    )
     top.legend(fontsize=8, loc="upper left")
     bottom.hist(conf, bins=10, range=(0, 1), color="tab:blue", alpha=0.7)
     bottom.set_xlabel("confidence the engine gave")
@@ -446,9 +532,12 @@ def main(args, settings: Settings) -> int:
         for rows in results["default"]["rows"].values():
             for r in rows:
                 if (r["answerable"] and not r["correct"]) or (
-                        not r["answerable"] and r["outcome"] != "not_in_documents"):
-                    print(f"  miss {r['id']}: {r['question']} -> [{r['outcome']}] {' '.join(r['answer'].split())[:120]}",
-                          file=sys.stderr)
+                    not r["answerable"] and r["outcome"] != "not_in_documents"
+                ):
+                    print(
+                        f"  miss {r['id']}: {r['question']} -> [{r['outcome']}] {' '.join(r['answer'].split())[:120]}",
+                        file=sys.stderr,
+                    )
         print(f"(full results in {args.out})")
     return 0
 

@@ -41,6 +41,8 @@ RULE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 PER_TOKEN = 0.0001
 MAX_TOKENS_P50 = 120
 SHOWN_WEIGHT = 0.5  # a right passage shown (answer or not sure) is worth half a right outcome
+
+
 def _key(reader_name: str) -> str:
     from rag.llm import reader
 
@@ -58,14 +60,17 @@ def collect(args, settings) -> int:
     from .corpora import all_corpora, corpus
     from .evaluate import _overlaps, corpus_index, corpus_items
 
-    chosen = [corpus(n) for n in args.corpus] if args.corpus else [c for c in all_corpora()
-                                                                 if c.fitted]
+    chosen = (
+        [corpus(n) for n in args.corpus] if args.corpus else [c for c in all_corpora() if c.fitted]
+    )
     windows = [int(w) for w in args.windows.split(",")]
     embedder = load_embedder(settings.embed_model, settings.embed_backend)
     _, reader = make_models(settings, with_llm=False)
     if reader is None:
-        print("error: no reader to collect from: install it (`make models`) or pass --reader",
-              file=sys.stderr)
+        print(
+            "error: no reader to collect from: install it (`make models`) or pass --reader",
+            file=sys.stderr,
+        )
         return 1
     out_dir = CACHE / _key(reader.name)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,37 +94,52 @@ def collect(args, settings) -> int:
             query = read(check_question(item.question, settings), item.history)
             found = retriever.find(query, settings.top_k, settings.evidence_k)
             rules = pipeline.rules(query, found, retriever, settings)
-            row = {"corpus": c.name, "id": item.id, "answerable": item.answerable,
-                   "hard": rules.coverage is None, "cosine": rules.cosine,
-                   "coverage": "" if rules.coverage is None or rules.coverage.covered
-                   else rules.coverage.kind,
-                   "nowhere": bool(rules.coverage and rules.coverage.missing)}
+            row = {
+                "corpus": c.name,
+                "id": item.id,
+                "answerable": item.answerable,
+                "hard": rules.coverage is None,
+                "cosine": rules.cosine,
+                "coverage": ""
+                if rules.coverage is None or rules.coverage.covered
+                else rules.coverage.kind,
+                "nowhere": bool(rules.coverage and rules.coverage.missing),
+            }
 
             def right(text: str, item=item) -> bool:
                 return item.answerable and all(
-                    any(a.lower() in text.lower() for a in alts) for alts in item.facts)
+                    any(a.lower() in text.lower() for a in alts) for alts in item.facts
+                )
 
             row["rules_right"] = right(pipeline.quote(query, found).text) if found.ranked else False
             row["rules_abstained"] = rules.abstention is not None
             if before:  # the rules' signals anew, the reader's verdicts kept where they hold
                 old = before[item.id]
-                ranked = [e.score for e in found.ranked[:args.candidates]]
-                kept = row["hard"] or not old["hard"] and (
-                    len(old["rule"]) == len(ranked) and np.allclose(old["rule"], ranked))
+                ranked = [e.score for e in found.ranked[: args.candidates]]
+                kept = (
+                    row["hard"]
+                    or not old["hard"]
+                    and (len(old["rule"]) == len(ranked) and np.allclose(old["rule"], ranked))
+                )
                 if kept:
                     rows.append({**old, **row})
                     continue
                 # the ranking changed (or the rules now let the reader judge): ask it again
-                print(f"{c.name} {item.id}: the ranking changed; asking the reader again",
-                      file=sys.stderr)
+                print(
+                    f"{c.name} {item.id}: the ranking changed; asking the reader again",
+                    file=sys.stderr,
+                )
             if not row["hard"]:
                 # what the engine shows the reader, and quotes: every window, no early stop
                 asked = pipeline.for_reader(query, found, retriever, args.candidates)
                 row["rule"] = [e.score for e in asked.candidates]
-                row["right"] = [right(quoted(pipeline.shown(query, unit, found)).text)
-                                for unit in asked.units]
-                row["gold"] = [any(_overlaps(e.source, e.start, e.end, item.gold) for e in unit)
-                               for unit in asked.units]
+                row["right"] = [
+                    right(quoted(pipeline.shown(query, unit, found)).text) for unit in asked.units
+                ]
+                row["gold"] = [
+                    any(_overlaps(e.source, e.start, e.end, item.gold) for e in unit)
+                    for unit in asked.units
+                ]
                 row["p"], row["own_tokens"], row["ms"] = {}, {}, {}
                 for w in windows:
                     t = time.perf_counter()
@@ -131,8 +151,11 @@ def collect(args, settings) -> int:
                         row["own_tokens"][w] = [len(x) - shared for x in prompts]
                         row["question_tokens"] = shared - _system_tokens(reader)
             rows.append(row)
-            print(f"{c.name} {item.id} {row.get('p', {}).get(windows[0])}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"{c.name} {item.id} {row.get('p', {}).get(windows[0])}",
+                file=sys.stderr,
+                flush=True,
+            )
         dest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return 0
 
@@ -140,8 +163,11 @@ def collect(args, settings) -> int:
 def _shared(prompts: list[list[int]]) -> int:
     from rag.llm.reader import _common
 
-    return min(_common(prompts), min(len(x) for x in prompts) - 1) if len(prompts) > 1 else \
-        len(prompts[0]) - 1
+    return (
+        min(_common(prompts), min(len(x) for x in prompts) - 1)
+        if len(prompts) > 1
+        else len(prompts[0]) - 1
+    )
 
 
 def _system_tokens(reader) -> int:
@@ -202,12 +228,12 @@ def _simulate(row: dict, cfg: Config | None):
         chosen = tmp.choose(p, rule)
         label = bool(row["right"][chosen])
         tokens = row["question_tokens"] + sum(row["own_tokens"][w][:k])
-        s = conf.Signals(p, rule, chosen, row["cosine"], row["coverage"], row["nowhere"],
-                         _runner_up(row))
+        s = conf.Signals(
+            p, rule, chosen, row["cosine"], row["coverage"], row["nowhere"], _runner_up(row)
+        )
         return s, label, tokens, any(row["right"][:k])
     rule = tuple(row["rule"][:1]) if row.get("rule") else (0.0,)
-    s = conf.Signals((), rule, 0, row["cosine"], row["coverage"], row["nowhere"],
-                     _runner_up(row))
+    s = conf.Signals((), rule, 0, row["cosine"], row["coverage"], row["nowhere"], _runner_up(row))
     return s, bool(row["rules_right"]), 0, bool(row["rules_right"])
 
 
@@ -244,9 +270,17 @@ def _design(rows: list[dict], cfg: Config | None) -> Design:
         tokens.append(t)
         kept.append(r)
     names = list(conf.features(conf.Signals((0.5,), (0.0,), 0, 0.0, ""), cfg is not None))
-    return Design(names, np.array(xs, float), np.array(right), np.array(absent),
-                  np.array(groups), np.array(tokens, float), np.array(judged, bool), kept,
-                  [r for r in rows if r["hard"]])
+    return Design(
+        names,
+        np.array(xs, float),
+        np.array(right),
+        np.array(absent),
+        np.array(groups),
+        np.array(tokens, float),
+        np.array(judged, bool),
+        kept,
+        [r for r in rows if r["hard"]],
+    )
 
 
 def _fit(x, y):
@@ -280,8 +314,7 @@ CONFIDENT = 0.6  # what `confidently_wrong` counts as a confident answer (bench.
 NEVER = 1.01  # a cut no probability reaches
 
 
-def outcomes(right_p, absent_p, d: Design, t_answer: float, t_absent: float,
-             mask=None) -> dict:
+def outcomes(right_p, absent_p, d: Design, t_answer: float, t_absent: float, mask=None) -> dict:
     """The three outcomes at the cuts, and how they do: `right` (answers that are right plus
     refusals of questions the documents do not answer, per question), `accuracy`,
     `right_shown`, `confidently_wrong`, refusal precision and recall, and the expected
@@ -313,8 +346,10 @@ def outcomes(right_p, absent_p, d: Design, t_answer: float, t_absent: float,
         "refusal_recall": refused_right / max(1, unanswerable),
         "answered": int(answer.sum()) / max(1, n),
         "not_sure": int(unsure.sum()) / max(1, n),
-        "calibration_error": ece(np.concatenate([conf_shown, np.full(len(hard), hard_rate)]),
-                                 np.concatenate([label, [not r["answerable"] for r in hard]])),
+        "calibration_error": ece(
+            np.concatenate([conf_shown, np.full(len(hard), hard_rate)]),
+            np.concatenate([label, [not r["answerable"] for r in hard]]),
+        ),
     }
 
 
@@ -325,9 +360,14 @@ def ece(confidence, label, bins: int = 10) -> float:
     if not len(confidence):
         return 0.0
     which = np.minimum((confidence * bins).astype(int), bins - 1)
-    return float(sum(abs(confidence[which == b].mean() - label[which == b].mean())
-                     * (which == b).sum() for b in range(bins) if (which == b).any())
-                 / len(confidence))
+    return float(
+        sum(
+            abs(confidence[which == b].mean() - label[which == b].mean()) * (which == b).sum()
+            for b in range(bins)
+            if (which == b).any()
+        )
+        / len(confidence)
+    )
 
 
 def choose_cuts(right_p, absent_p, d: Design) -> tuple[float, float, dict]:
@@ -342,7 +382,8 @@ def choose_cuts(right_p, absent_p, d: Design) -> tuple[float, float, dict]:
         for tb in grid:
             o = outcomes(right_p, absent_p, d, ta, tb)
             ok = o["confidently_wrong"] <= MAX_CONFIDENTLY_WRONG and (
-                o["refusal_precision"] >= MIN_REFUSALS_RIGHT)
+                o["refusal_precision"] >= MIN_REFUSALS_RIGHT
+            )
             key = (ok, o["right"], o["right_shown"], -ta, -tb)
             if best is None or key > best[0]:
                 best = (key, float(ta), float(tb), o)
@@ -355,8 +396,11 @@ def fit(args) -> int:
     key = args.key or _latest_key()
     rows = _rows(key)
     if not rows:
-        print(f"error: nothing collected in {CACHE / key}: run `python -m bench.fit_confidence "
-              "collect` first", file=sys.stderr)
+        print(
+            f"error: nothing collected in {CACHE / key}: run `python -m bench.fit_confidence "
+            "collect` first",
+            file=sys.stderr,
+        )
         return 1
     windows = sorted({int(w) for r in rows if not r["hard"] for w in r["p"]})
     results = []
@@ -370,11 +414,17 @@ def fit(args) -> int:
         absent_p = _loco(d.x, d.absent, d.groups)
         ta, tb, o = choose_cuts(right_p, absent_p, d)
         score = o["right"] + o["right_shown"] * SHOWN_WEIGHT - PER_TOKEN * float(d.tokens.mean())
-        feasible = (o["confidently_wrong"] <= MAX_CONFIDENTLY_WRONG
-                    and o["refusal_precision"] >= MIN_REFUSALS_RIGHT)
+        feasible = (
+            o["confidently_wrong"] <= MAX_CONFIDENTLY_WRONG
+            and o["refusal_precision"] >= MIN_REFUSALS_RIGHT
+        )
         results.append(((feasible, score), cfg, ta, tb, o, tokens, float(d.tokens.mean())))
-        print(f"{cfg}: {score:.3f}{'' if feasible else ' (out of bounds)'} {json.dumps({k: round(v, 3) for k, v in o.items()})} "
-              f"tokens p50 {tokens:.0f}", file=sys.stderr, flush=True)
+        print(
+            f"{cfg}: {score:.3f}{'' if feasible else ' (out of bounds)'} {json.dumps({k: round(v, 3) for k, v in o.items()})} "
+            f"tokens p50 {tokens:.0f}",
+            file=sys.stderr,
+            flush=True,
+        )
     results.sort(key=lambda r: r[0], reverse=True)
     _, cfg, _, _, _, _, _ = results[0]
     print(f"chosen: {cfg}", file=sys.stderr)
@@ -392,57 +442,81 @@ def fit(args) -> int:
             if len(set(d.absent[m])) > 1:
                 o["auc_absent"] = float(roc_auc_score(d.absent[m], absent_p[m]))
             per_corpus[g] = {k: round(v, 3) for k, v in o.items()}
-        fitted = {"leave_one_corpus_out": per_corpus,
-                  "overall": {k: round(v, 3) for k, v in overall.items()},
-                  "auc": round(float(roc_auc_score(d.right, right_p)), 3),
-                  "auc_absent": round(float(roc_auc_score(d.absent, absent_p)), 3)}
+        fitted = {
+            "leave_one_corpus_out": per_corpus,
+            "overall": {k: round(v, 3) for k, v in overall.items()},
+            "auc": round(float(roc_auc_score(d.right, right_p)), 3),
+            "auc_absent": round(float(roc_auc_score(d.absent, absent_p)), 3),
+        }
         if c is not None:
             fitted["tokens_p50"] = float(np.median(d.tokens))
             fitted["tokens_mean"] = round(float(d.tokens.mean()), 1)
-        for name, y, label, t in ((kind, d.right, "right", ta),
-                                  (f"{kind}_unanswerable", d.absent, "unanswerable", tb)):
+        for name, y, label, t in (
+            (kind, d.right, "right", ta),
+            (f"{kind}_unanswerable", d.absent, "unanswerable", tb),
+        ):
             scaler, model = _fit(d.x, y)
             models[name] = {
-                "features": d.names, "mean": scaler.mean_.round(6).tolist(),
+                "features": d.names,
+                "mean": scaler.mean_.round(6).tolist(),
                 "scale": scaler.scale_.round(6).tolist(),
                 "coef": model.coef_[0].round(6).tolist(),
-                "intercept": round(float(model.intercept_[0]), 6), "threshold": t,
-                "label": label, "candidates": c.candidates if c else 0,
-                "stop_at": c.stop_at if c else 1.0, "rule_weight": c.rule_weight if c else 0.0,
-                "window": c.window if c else 300, "fitted": fitted,
+                "intercept": round(float(model.intercept_[0]), 6),
+                "threshold": t,
+                "label": label,
+                "candidates": c.candidates if c else 0,
+                "stop_at": c.stop_at if c else 1.0,
+                "rule_weight": c.rule_weight if c else 0.0,
+                "window": c.window if c else 300,
+                "fitted": fitted,
             }
     hard = [r for r in rows if r["hard"]]
     # with no such question to learn from, even odds: nothing is known either way
     rate = sum(not r["answerable"] for r in hard) / len(hard) if hard else 0.5
     rate = min(max(rate, 0.01), 0.99)
     models["hard_unanswerable"] = {
-        "features": [], "mean": [], "scale": [], "coef": [],
-        "intercept": round(float(np.log(rate / (1 - rate))), 6), "threshold": 0.0,
-        "label": "unanswerable", "fitted": {"questions": len(hard), "unanswerable": round(rate, 3)},
+        "features": [],
+        "mean": [],
+        "scale": [],
+        "coef": [],
+        "intercept": round(float(np.log(rate / (1 - rate))), 6),
+        "threshold": 0.0,
+        "label": "unanswerable",
+        "fitted": {"questions": len(hard), "unanswerable": round(rate, 3)},
     }
     path = Path(args.out)
     out = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    out.update({
-        "what": "rag.answering.confidence: P(the quoted answer is right) and P(the documents do not "
-                "answer), logistic regressions over the engine's signals, and the cuts between "
-                "answer, not sure and not in the documents; refit with `python -m "
-                "bench.fit_confidence fit`",
-        "reader": key,
-        "fitted_on": {c: sum(r["corpus"] == c for r in rows) for c in sorted(
-            {r["corpus"] for r in rows})},
-        "date": datetime.date.today().isoformat(),
-        "objective": "right outcomes (answers that are right plus refusals of questions the "
-                     f"documents do not answer) plus {SHOWN_WEIGHT} x right passages shown "
-                     f"(answers and not-sure), less {PER_TOKEN} per prompt token read, "
-                     "leaving one corpus out in turn; cuts within confidently wrong <= "
-                     f"{MAX_CONFIDENTLY_WRONG}, refusals right >= {MIN_REFUSALS_RIGHT}; at most "
-                     f"{MAX_TOKENS_P50} prompt tokens per verdict at the median",
-        "top_configurations": [
-            {**r[1]._asdict(), "answer_cut": r[2], "refuse_cut": r[3],
-             **{k: round(v, 3) for k, v in r[4].items()}, "tokens_p50": r[5],
-             "tokens_mean": round(r[6], 1)} for r in results[:5]],
-        "models": models,
-    })
+    out.update(
+        {
+            "what": "rag.answering.confidence: P(the quoted answer is right) and P(the documents do not "
+            "answer), logistic regressions over the engine's signals, and the cuts between "
+            "answer, not sure and not in the documents; refit with `python -m "
+            "bench.fit_confidence fit`",
+            "reader": key,
+            "fitted_on": {
+                c: sum(r["corpus"] == c for r in rows) for c in sorted({r["corpus"] for r in rows})
+            },
+            "date": datetime.date.today().isoformat(),
+            "objective": "right outcomes (answers that are right plus refusals of questions the "
+            f"documents do not answer) plus {SHOWN_WEIGHT} x right passages shown "
+            f"(answers and not-sure), less {PER_TOKEN} per prompt token read, "
+            "leaving one corpus out in turn; cuts within confidently wrong <= "
+            f"{MAX_CONFIDENTLY_WRONG}, refusals right >= {MIN_REFUSALS_RIGHT}; at most "
+            f"{MAX_TOKENS_P50} prompt tokens per verdict at the median",
+            "top_configurations": [
+                {
+                    **r[1]._asdict(),
+                    "answer_cut": r[2],
+                    "refuse_cut": r[3],
+                    **{k: round(v, 3) for k, v in r[4].items()},
+                    "tokens_p50": r[5],
+                    "tokens_mean": round(r[6], 1),
+                }
+                for r in results[:5]
+            ],
+            "models": models,
+        }
+    )
     path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     for name in ("reader", "rules"):
@@ -494,35 +568,49 @@ def frames(args) -> int:
     out = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     out["frames"] = {
         "what": "rag.answering.answer_type.frames: a question's word at or above this Zipf frequency "
-                "(wordfreq, English) only frames the question; its absence is no reason to "
-                "refuse. Refit with `python -m bench.fit_confidence frames`",
-        "zipf_cut": cut, "fitted_on": counts, "words": len(y),
+        "(wordfreq, English) only frames the question; its absence is no reason to "
+        "refuse. Refit with `python -m bench.fit_confidence frames`",
+        "zipf_cut": cut,
+        "fitted_on": counts,
+        "words": len(y),
         "slope": round(float(model.coef_[0][0]), 3),
         "in_answer_share": round(share, 3),
     }
     path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    print(f"frame cut: Zipf {cut} ({len(y)} words; slope {model.coef_[0][0]:.3f}); "
-          f"wrote {path}", file=sys.stderr)
+    print(
+        f"frame cut: Zipf {cut} ({len(y)} words; slope {model.coef_[0][0]:.3f}); wrote {path}",
+        file=sys.stderr,
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     from rag.settings import Settings
 
-    p = argparse.ArgumentParser(prog="python -m bench.fit_confidence",
-                                description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.fit_confidence", description=__doc__.splitlines()[0]
+    )
     p.add_argument("action", choices=["frames", "collect", "fit"])
-    p.add_argument("--corpus", action="append", help="collect only these (default: the fitting corpora)")
+    p.add_argument(
+        "--corpus", action="append", help="collect only these (default: the fitting corpora)"
+    )
     p.add_argument("--reader", help="the reader to collect from (default: the engine's)")
-    p.add_argument("--candidates", type=int, default=max(COUNTS),
-                   help="sentences judged per question")
-    p.add_argument("--windows", default="300",
-                   help="the characters of each sentence shown, comma-separated (one pass each)")
+    p.add_argument(
+        "--candidates", type=int, default=max(COUNTS), help="sentences judged per question"
+    )
+    p.add_argument(
+        "--windows",
+        default="300",
+        help="the characters of each sentence shown, comma-separated (one pass each)",
+    )
     p.add_argument("--force", action="store_true", help="collect again what was collected")
-    p.add_argument("--rules-only", action="store_true",
-                   help="recompute the rules' signals of what was collected, keeping the "
-                   "reader's verdicts where the ranking did not change and asking it again "
-                   "where it did")
+    p.add_argument(
+        "--rules-only",
+        action="store_true",
+        help="recompute the rules' signals of what was collected, keeping the "
+        "reader's verdicts where the ranking did not change and asking it again "
+        "where it did",
+    )
     p.add_argument("--key", help="fit on this collection (a folder in bench-results/confidence)")
     p.add_argument("--out", default=str(conf.PATH))
     args = p.parse_args(argv)

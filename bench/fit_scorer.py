@@ -47,10 +47,18 @@ def collect(corpora, settings: Settings) -> dict[str, list[dict]]:
             # the whole question, unsplit, scored against what retrieval searched for
             query = read(item.question, item.history)
             passages = pipeline.retriever.retrieve(query.search, settings.top_k)
-            candidates, x = pipeline.retriever.signals(read_ask(item.question, query.search), passages)
+            candidates, x = pipeline.retriever.signals(
+                read_ask(item.question, query.search), passages
+            )
             labels = [int(_overlaps(c.doc.source, c.start, c.end, item.gold)) for c in candidates]
-            rows.append({"id": item.id, "answerable": item.answerable, "x": x,
-                         "y": np.array(labels, dtype=int)})
+            rows.append(
+                {
+                    "id": item.id,
+                    "answerable": item.answerable,
+                    "x": x,
+                    "y": np.array(labels, dtype=int),
+                }
+            )
         out[c.name] = rows
     return out
 
@@ -79,8 +87,10 @@ def score(rows: list[dict], w: np.ndarray, b: float = 0.0, prob: bool = False) -
             best_pos.append(best)
         else:
             best_neg.append(best)
-    return {"top1": round(100 * top_right / max(1, answerable), 1),
-            "abstention_auc": _auc(best_pos, best_neg)}
+    return {
+        "top1": round(100 * top_right / max(1, answerable), 1),
+        "abstention_auc": _auc(best_pos, best_neg),
+    }
 
 
 def fit(rows: list[dict]) -> tuple[np.ndarray, float]:
@@ -95,7 +105,9 @@ def fit(rows: list[dict]) -> tuple[np.ndarray, float]:
 def main(argv: list[str] | None = None) -> int:
     from .corpora import all_corpora
 
-    p = argparse.ArgumentParser(prog="python -m bench.fit_scorer", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.fit_scorer", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     corpora = all_corpora()
@@ -106,17 +118,24 @@ def main(argv: list[str] | None = None) -> int:
     for c in corpora:
         train = [r for name in trainable if name != c.name for r in data[name]]
         w, b = fit(train)
-        table[c.name] = {"held_out": True, "sealed": c.sealed, "fitted_on": [n for n in trainable if n != c.name],
-                         "hand": score(data[c.name], hand), "fitted": score(data[c.name], w, b, prob=True),
-                         "weights": dict(zip(SIGNALS, np.round(w, 3).tolist(), strict=True))}
+        table[c.name] = {
+            "held_out": True,
+            "sealed": c.sealed,
+            "fitted_on": [n for n in trainable if n != c.name],
+            "hand": score(data[c.name], hand),
+            "fitted": score(data[c.name], w, b, prob=True),
+            "weights": dict(zip(SIGNALS, np.round(w, 3).tolist(), strict=True)),
+        }
     if args.json:
         print(json.dumps(table, indent=1))
         return 0
     print(f"{'corpus':<22}{'top-1 hand':>11}{'top-1 fitted':>14}{'AUC hand':>10}{'AUC fitted':>12}")
     for name, t in table.items():
-        print(f"{name + (' (sealed)' if t['sealed'] else ''):<22}{t['hand']['top1']:>11}"
-              f"{t['fitted']['top1']:>14}{t['hand']['abstention_auc'] or '-':>10}"
-              f"{t['fitted']['abstention_auc'] or '-':>12}")
+        print(
+            f"{name + (' (sealed)' if t['sealed'] else ''):<22}{t['hand']['top1']:>11}"
+            f"{t['fitted']['top1']:>14}{t['hand']['abstention_auc'] or '-':>10}"
+            f"{t['fitted']['abstention_auc'] or '-':>12}"
+        )
     print("each row: fitted on the other unsealed corpora, scored on this one", file=sys.stderr)
     return 0
 

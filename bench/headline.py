@@ -66,13 +66,18 @@ def single_user(pipeline: Pipeline, questions: list[str]) -> dict:
         final.append((time.perf_counter() - t0) * 1000)
         first.append(seen * 1000)
         modes.append(answer.outcome if answer.mode != "generate" else "answer (rewritten)")
-    return {"questions": len(questions), "reader": getattr(pipeline.reader, "name", "none"),
-            "first_answer_p50_ms": percentile(first, 50),
-            "reader_p50_ms": percentile(verdicts, 50), "reader_p95_ms": percentile(verdicts, 95),
-            "reader_tokens_p50": percentile(tokens, 50),
-            "reader_tokens_p95": percentile(tokens, 95),
-            "answer_p50_ms": percentile(final, 50), "answer_p95_ms": percentile(final, 95),
-            "modes": {m: modes.count(m) for m in sorted(set(modes))}}
+    return {
+        "questions": len(questions),
+        "reader": getattr(pipeline.reader, "name", "none"),
+        "first_answer_p50_ms": percentile(first, 50),
+        "reader_p50_ms": percentile(verdicts, 50),
+        "reader_p95_ms": percentile(verdicts, 95),
+        "reader_tokens_p50": percentile(tokens, 50),
+        "reader_tokens_p95": percentile(tokens, 95),
+        "answer_p50_ms": percentile(final, 50),
+        "answer_p95_ms": percentile(final, 95),
+        "modes": {m: modes.count(m) for m in sorted(set(modes))},
+    }
 
 
 # -- twenty people ------------------------------------------------------------------------
@@ -95,8 +100,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen, limit_s: float = 300) -> No
     raise RuntimeError(f"`rag serve` did not listen within {limit_s:.0f} s")
 
 
-def concurrent_users(seeds: Path, questions: list[str], users: int = USERS,
-                     mode: str = "") -> dict:
+def concurrent_users(seeds: Path, questions: list[str], users: int = USERS, mode: str = "") -> dict:
     """`users` clients ask at the same moment (one question each) against a `rag serve` child
     over its own index of `seeds`; per client, the time to its first answer (the checked quote
     or the abstention, which is also the final answer when there is no rewrite) and to its
@@ -113,14 +117,20 @@ def concurrent_users(seeds: Path, questions: list[str], users: int = USERS,
     final = [r["final_ms"] for r in rows if "final_ms" in r]
     verdict = [r["verdict_ms"] for r in rows if "verdict_ms" in r]
     modes = [r.get("mode", "error") for r in rows]
-    return {"users": users, "answered": len(final), "errors": [r["error"] for r in rows
-                                                             if "error" in r][:3],
-            "verdicts_skipped": sum(bool(r.get("skipped")) for r in rows),
-            "rewrites_skipped": sum(bool(r.get("no_rewrite")) for r in rows),
-            "first_answer_p50_ms": percentile(first, 50), "first_answer_p95_ms": percentile(first, 95),
-            "final_answer_p50_ms": percentile(final, 50), "final_answer_p95_ms": percentile(final, 95),
-            "reader_p50_ms": percentile(verdict, 50), "reader_p95_ms": percentile(verdict, 95),
-            "modes": {m: modes.count(m) for m in sorted(set(modes))}}
+    return {
+        "users": users,
+        "answered": len(final),
+        "errors": [r["error"] for r in rows if "error" in r][:3],
+        "verdicts_skipped": sum(bool(r.get("skipped")) for r in rows),
+        "rewrites_skipped": sum(bool(r.get("no_rewrite")) for r in rows),
+        "first_answer_p50_ms": percentile(first, 50),
+        "first_answer_p95_ms": percentile(first, 95),
+        "final_answer_p50_ms": percentile(final, 50),
+        "final_answer_p95_ms": percentile(final, 95),
+        "reader_p50_ms": percentile(verdict, 50),
+        "reader_p95_ms": percentile(verdict, 95),
+        "modes": {m: modes.count(m) for m in sorted(set(modes))},
+    }
 
 
 def _answers(client, url: str, question: str) -> Iterator[dict]:
@@ -149,8 +159,9 @@ def _ask_all(cmd: list[str], env: dict, url: str, questions: list[str], users: i
     and which a person's browser on their own machine does not cost the server."""
     import httpx
 
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          text=True) as proc:
+    with subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    ) as proc:
         try:
             _wait_until_up(url, proc)
             clients = [httpx.Client(timeout=600) for _ in range(users)]
@@ -197,17 +208,23 @@ def recall_delta(settings: Settings, names: list[str] | None = None) -> dict:
 
     corpora = [c for c in all_corpora() if names is None or c.name in names]
     s = settings.replace(mode="extractive", retrieval="hybrid")
-    sides: dict[str, Embedder] = {"shipped": load_embedder(settings.embed_model, settings.embed_backend),
-                                  "torch": SentenceTransformerEmbedder(settings.embed_model)}
+    sides: dict[str, Embedder] = {
+        "shipped": load_embedder(settings.embed_model, settings.embed_backend),
+        "torch": SentenceTransformerEmbedder(settings.embed_model),
+    }
     per = {side: corpus_recall(embedder, s, corpora) for side, embedder in sides.items()}
     names_ok = [n for n in per["shipped"] if not np.isnan(per["shipped"][n])]
     avg = {k: statistics.mean(per[k][n] for n in names_ok) if names_ok else None for k in per}
     delta = round(avg["shipped"] - avg["torch"], 4) if names_ok else None
-    return {"corpora": names_ok, "top_k": s.top_k, "shipped": sides["shipped"].name,
-            "recall_shipped": round(avg["shipped"], 4) if names_ok else None,
-            "recall_torch": round(avg["torch"], 4) if names_ok else None,
-            "recall_delta": delta,
-            "per_corpus": {n: {k: round(per[k][n], 4) for k in per} for n in names_ok}}
+    return {
+        "corpora": names_ok,
+        "top_k": s.top_k,
+        "shipped": sides["shipped"].name,
+        "recall_shipped": round(avg["shipped"], 4) if names_ok else None,
+        "recall_torch": round(avg["torch"], 4) if names_ok else None,
+        "recall_delta": delta,
+        "per_corpus": {n: {k: round(per[k][n], 4) for k in per} for n in names_ok},
+    }
 
 
 def headline(results: dict) -> dict:
@@ -242,24 +259,30 @@ def lines(results: dict) -> list[str]:
     for k, v in h.items():
         out.append(f"   {k:<30} {v if v is not None else 'not measured'}")
     if alone:
-        out.append(f"   one person, {alone['questions']} questions: first answer p50 "
-                   f"{alone['first_answer_p50_ms']} ms, the reader's verdict p50/p95 "
-                   f"{alone['reader_p50_ms']} / {alone['reader_p95_ms']} ms ({alone['reader']}), "
-                   f"final p50/p95 {alone['answer_p50_ms']} / "
-                   f"{alone['answer_p95_ms']} ms; {json.dumps(alone['modes'])}")
+        out.append(
+            f"   one person, {alone['questions']} questions: first answer p50 "
+            f"{alone['first_answer_p50_ms']} ms, the reader's verdict p50/p95 "
+            f"{alone['reader_p50_ms']} / {alone['reader_p95_ms']} ms ({alone['reader']}), "
+            f"final p50/p95 {alone['answer_p50_ms']} / "
+            f"{alone['answer_p95_ms']} ms; {json.dumps(alone['modes'])}"
+        )
     if users:
-        out.append(f"   {users['users']} people at once: first answer p50/p95 "
-                   f"{users['first_answer_p50_ms']} / {users['first_answer_p95_ms']} ms; the "
-                   f"reader's verdict p50/p95 {users['reader_p50_ms']} / {users['reader_p95_ms']} "
-                   "ms; final "
-                   f"answer p50/p95 {users['final_answer_p50_ms']} / "
-                   f"{users['final_answer_p95_ms']} ms; answered {users['answered']}; "
-                   f"verdicts skipped (the model busy past max_wait) {users['verdicts_skipped']}, "
-                   f"rewrites skipped {users['rewrites_skipped']}; "
-                   f"{json.dumps(users['modes'])}" + (f"; errors {users['errors']}"
-                                                       if users["errors"] else ""))
+        out.append(
+            f"   {users['users']} people at once: first answer p50/p95 "
+            f"{users['first_answer_p50_ms']} / {users['first_answer_p95_ms']} ms; the "
+            f"reader's verdict p50/p95 {users['reader_p50_ms']} / {users['reader_p95_ms']} "
+            "ms; final "
+            f"answer p50/p95 {users['final_answer_p50_ms']} / "
+            f"{users['final_answer_p95_ms']} ms; answered {users['answered']}; "
+            f"verdicts skipped (the model busy past max_wait) {users['verdicts_skipped']}, "
+            f"rewrites skipped {users['rewrites_skipped']}; "
+            f"{json.dumps(users['modes'])}"
+            + (f"; errors {users['errors']}" if users["errors"] else "")
+        )
     if rec.get("corpora"):
-        out.append(f"   recall@{rec['top_k']} hybrid, {rec['shipped']} vs torch MiniLM, over "
-                   f"{', '.join(rec['corpora'])}: {rec['recall_shipped']} vs "
-                   f"{rec['recall_torch']}")
+        out.append(
+            f"   recall@{rec['top_k']} hybrid, {rec['shipped']} vs torch MiniLM, over "
+            f"{', '.join(rec['corpora'])}: {rec['recall_shipped']} vs "
+            f"{rec['recall_torch']}"
+        )
     return out

@@ -77,12 +77,25 @@ class Plan:
         except ValueError:
             parsed = ()
         if not parsed or min(parsed) < 1:
-            raise InputError(f"--sizes {sizes!r}: give chunk counts separated by commas, "
-                             f"like {DEFAULT_SIZES}")
+            raise InputError(
+                f"--sizes {sizes!r}: give chunk counts separated by commas, like {DEFAULT_SIZES}"
+            )
         if quick:  # the child skips loading the LLM, so the quick run stays short
             return cls(True, parsed, 1, 20, 1, 1, 8, 1, "extractive", 3, 2, ("news",))
-        return cls(False, parsed, 3, 1200, 3, 3, settings.max_tokens, 2, settings.mode,
-                   headline.USERS, 10, None)
+        return cls(
+            False,
+            parsed,
+            3,
+            1200,
+            3,
+            3,
+            settings.max_tokens,
+            2,
+            settings.mode,
+            headline.USERS,
+            10,
+            None,
+        )
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -91,8 +104,11 @@ def _ms(seconds: float) -> float:
 
 
 def _spread(ms: list[float]) -> dict:
-    return {"p50": round(float(np.percentile(ms, 50)), 2),
-            "p95": round(float(np.percentile(ms, 95)), 2), "n": len(ms)}
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 2),
+        "p95": round(float(np.percentile(ms, 95)), 2),
+        "n": len(ms),
+    }
 
 
 def _peak_rss_mb() -> float:
@@ -104,14 +120,21 @@ def _repo_file(name: str) -> Path:
     for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
         if (root / name).exists():
             return root / name
-    raise InputError(f"{name} not found: run `rag bench` from the project folder "
-                     "(it uses seeds/ and eval/gold.jsonl)")
+    raise InputError(
+        f"{name} not found: run `rag bench` from the project folder "
+        "(it uses seeds/ and eval/gold.jsonl)"
+    )
 
 
 def machine() -> dict:
     name, flags = cpu()
-    return {"cpu": name, "cores": os.cpu_count(), "load_start": _load(),
-            "vector_extensions": vector_extensions(flags), "caps": _caps()}
+    return {
+        "cpu": name,
+        "cores": os.cpu_count(),
+        "load_start": _load(),
+        "vector_extensions": vector_extensions(flags),
+        "caps": _caps(),
+    }
 
 
 def _caps() -> dict:
@@ -122,8 +145,11 @@ def _caps() -> dict:
         import llama_cpp
 
         info = llama_cpp.llama_print_system_info().decode()
-        out["llama_cpp"] = sorted(k.strip() for k, _, v in (p.partition("=") for p in
-                                  info.replace("CPU :", "").split("|")) if v.strip() == "1")
+        out["llama_cpp"] = sorted(
+            k.strip()
+            for k, _, v in (p.partition("=") for p in info.replace("CPU :", "").split("|"))
+            if v.strip() == "1"
+        )
     except Exception:  # noqa: BLE001 - a figure about the machine, never a reason to fail
         out["llama_cpp"] = []
     return out
@@ -145,8 +171,9 @@ def gold_questions(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
     """The standalone questions, and the (question, follow-up) pairs, of the gold set."""
     rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     alone = [r["question"] for r in rows if not r.get("history")]
-    pairs = [(r["history"][-1], r["question"])
-             for r in rows if r.get("history") and r["answerable"]]
+    pairs = [
+        (r["history"][-1], r["question"]) for r in rows if r.get("history") and r["answerable"]
+    ]
     return alone, pairs
 
 
@@ -201,15 +228,29 @@ def hnsw_quality(index: Index, qvecs: np.ndarray) -> dict:
             t = time.perf_counter()
             got.append(index.search(v[None], 10)[1][0])
             times.append(_ms(time.perf_counter() - t))
-        sweep[str(ef)] = {"recall_at_10": _recall(want, np.stack(got)),
-                          "p50_ms": _spread(times)["p50"]}
+        sweep[str(ef)] = {
+            "recall_at_10": _recall(want, np.stack(got)),
+            "p50_ms": _spread(times)["p50"],
+        }
     hnsw.efSearch = production
-    return {"recall_at_10": sweep[str(production)]["recall_at_10"], "ef_search": production,
-            "ef_sweep": sweep}
+    return {
+        "recall_at_10": sweep[str(production)]["recall_at_10"],
+        "ef_search": production,
+        "ef_sweep": sweep,
+    }
 
 
-def _retrieval_at(n: int, texts, base, questions, qvecs, plan: Plan, settings: Settings,
-                  config: IndexConfig, embedder: Embedder) -> dict:
+def _retrieval_at(
+    n: int,
+    texts,
+    base,
+    questions,
+    qvecs,
+    plan: Plan,
+    settings: Settings,
+    config: IndexConfig,
+    embedder: Embedder,
+) -> dict:
     index = synthetic_index(texts, base, n, config)
     t = time.perf_counter()
     faiss_index = index.faiss_index  # rag.indexing.index.build_faiss: the production choice for n
@@ -228,15 +269,27 @@ def _retrieval_at(n: int, texts, base, questions, qvecs, plan: Plan, settings: S
             t = time.perf_counter()
             retriever.retrieve(q, settings.top_k, qvec=v)
             path.append(_ms(time.perf_counter() - t))
-    row = {"chunks": n, "faiss": type(faiss_index).__name__, "faiss_build_s": round(build_s, 2),
-           "first_query_ms": first_ms, "retrieve_ms": _spread(path), "faiss_ms": _spread(dense)}
+    row = {
+        "chunks": n,
+        "faiss": type(faiss_index).__name__,
+        "faiss_build_s": round(build_s, 2),
+        "first_query_ms": first_ms,
+        "retrieve_ms": _spread(path),
+        "faiss_ms": _spread(dense),
+    }
     if n > rag_index.ANN_THRESHOLD:
         row.update(hnsw_quality(index, qvecs))
     return row
 
 
-def bench_retrieval(embedder: Embedder, texts: list[str], questions: list[str], plan: Plan,
-                    settings: Settings, progress: Callable[[str], None]) -> dict:
+def bench_retrieval(
+    embedder: Embedder,
+    texts: list[str],
+    questions: list[str],
+    plan: Plan,
+    settings: Settings,
+    progress: Callable[[str], None],
+) -> dict:
     base = embedder.embed(texts)
     embed_ms, qvecs = [], []
     for q in questions:  # the query's own embedding, uncached, as a new question pays it
@@ -244,23 +297,31 @@ def bench_retrieval(embedder: Embedder, texts: list[str], questions: list[str], 
         qvecs.append(embedder.embed([q])[0])
         embed_ms.append(_ms(time.perf_counter() - t))
     qvecs = np.stack(qvecs)
-    config = IndexConfig(embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap,
-                         READING)
+    config = IndexConfig(
+        embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap, READING
+    )
     rows = []
     for n in plan.sizes:
         progress(f"retrieval at {n:,} chunks")
-        rows.append(_retrieval_at(n, texts, base, questions, qvecs, plan, settings, config,
-                                  embedder))
+        rows.append(
+            _retrieval_at(n, texts, base, questions, qvecs, plan, settings, config, embedder)
+        )
     return {
-        "corpus": (f"N vectors, each a normalized Dirichlet mixture of {MIX} of the {len(texts)} "
-                   "MiniLM vectors of the seed sentences and neighbouring-sentence pairs, plus "
-                   f"Gaussian noise of norm {NOISE} (numpy seed {SEED}); chunk text = those "
-                   f"{MIX} texts joined"),
+        "corpus": (
+            f"N vectors, each a normalized Dirichlet mixture of {MIX} of the {len(texts)} "
+            "MiniLM vectors of the seed sentences and neighbouring-sentence pairs, plus "
+            f"Gaussian noise of norm {NOISE} (numpy seed {SEED}); chunk text = those "
+            f"{MIX} texts joined"
+        ),
         "queries": f"{len(questions)} gold questions x {plan.rounds} round(s), vector given",
-        "path": (f"retrieve = Retriever.retrieve ({settings.retrieval}, top_k {settings.top_k}): "
-                 f"FAISS + BM25 + fusion; faiss = Index.search alone; 1st query = the first "
-                 "retrieve, which builds the in-memory BM25 index"),
-        "query_embed_ms": _spread(embed_ms), "sizes": rows, "peak_rss_mb": _peak_rss_mb(),
+        "path": (
+            f"retrieve = Retriever.retrieve ({settings.retrieval}, top_k {settings.top_k}): "
+            f"FAISS + BM25 + fusion; faiss = Index.search alone; 1st query = the first "
+            "retrieve, which builds the in-memory BM25 index"
+        ),
+        "query_embed_ms": _spread(embed_ms),
+        "sizes": rows,
+        "peak_rss_mb": _peak_rss_mb(),
     }
 
 
@@ -293,19 +354,25 @@ def write_documents(sentences: list[str], n_chunks: int, chunk_size: int, folder
     return n_docs
 
 
-def bench_build(embedder: Embedder, sentences: list[str], plan: Plan, settings: Settings,
-                tmp: Path) -> dict:
+def bench_build(
+    embedder: Embedder, sentences: list[str], plan: Plan, settings: Settings, tmp: Path
+) -> dict:
     n_docs = write_documents(sentences, plan.build_chunks, settings.chunk_size, tmp / "docs")
     timed = _TimedEmbedder(embedder)
     rss_before = _peak_rss_mb()
     t = time.perf_counter()
     _, report = update(settings.replace(index_dir=str(tmp / "build-index")), timed, [tmp / "docs"])
     seconds = time.perf_counter() - t
-    return {"documents": n_docs, "chunks": report.chunks, "seconds": round(seconds, 2),
-            "chunks_per_s": round(report.chunks / seconds, 1),
-            "embedding_share": round(timed.seconds / seconds, 3),
-            "peak_rss_mb_before": rss_before, "peak_rss_mb": _peak_rss_mb(),
-            "memory": "ru_maxrss, the whole process's peak resident memory so far, models included"}
+    return {
+        "documents": n_docs,
+        "chunks": report.chunks,
+        "seconds": round(seconds, 2),
+        "chunks_per_s": round(report.chunks / seconds, 1),
+        "embedding_share": round(timed.seconds / seconds, 3),
+        "peak_rss_mb_before": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
+        "memory": "ru_maxrss, the whole process's peak resident memory so far, models included",
+    }
 
 
 # -- 3. the LLM: our pipeline vs raw llama-cpp-python -----------------------------------
@@ -325,10 +392,18 @@ def _time_pipeline(pipeline: Pipeline, question: str, history=()) -> dict | None
     end = time.perf_counter()
     if not stamps or answer is None:
         return None
-    own = {k: round(answer.timings[k], 2) for k in ("retrieve_ms", "first_answer_ms", "generate_ms")}
-    return {"first_token_ms": _ms(stamps[0] - t0), "total_ms": _ms(end - t0), "tokens": len(stamps),
-            "tokens_per_s": _rate(stamps), **own, "check_ms": _ms(end - stamps[-1]),
-            "mode": answer.mode}
+    own = {
+        k: round(answer.timings[k], 2) for k in ("retrieve_ms", "first_answer_ms", "generate_ms")
+    }
+    return {
+        "first_token_ms": _ms(stamps[0] - t0),
+        "total_ms": _ms(end - t0),
+        "tokens": len(stamps),
+        "tokens_per_s": _rate(stamps),
+        **own,
+        "check_ms": _ms(end - stamps[-1]),
+        "mode": answer.mode,
+    }
 
 
 def _time_raw(llm, messages: list[dict], max_tokens: int, temperature: float) -> dict:
@@ -337,18 +412,28 @@ def _time_raw(llm, messages: list[dict], max_tokens: int, temperature: float) ->
     t0 = time.perf_counter()
     stamps = []
     for part in llm.create_chat_completion(
-        messages=messages, max_tokens=max_tokens, temperature=temperature,
-        top_k=1 if temperature == 0 else 40, repeat_penalty=1.1, stream=True,
+        messages=messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=1 if temperature == 0 else 40,
+        repeat_penalty=1.1,
+        stream=True,
     ):
         if part["choices"][0]["delta"].get("content"):
             stamps.append(time.perf_counter())
     end = time.perf_counter()
-    return {"first_token_ms": _ms(stamps[0] - t0) if stamps else None, "total_ms": _ms(end - t0),
-            "tokens": len(stamps), "tokens_per_s": _rate(stamps), "context_tokens": llm.n_tokens}
+    return {
+        "first_token_ms": _ms(stamps[0] - t0) if stamps else None,
+        "total_ms": _ms(end - t0),
+        "tokens": len(stamps),
+        "tokens_per_s": _rate(stamps),
+        "context_tokens": llm.n_tokens,
+    }
 
 
-def _compare(s: Settings, index: Index, embedder: Embedder, generator, question: str,
-             repeats: int) -> dict | None:
+def _compare(
+    s: Settings, index: Index, embedder: Embedder, generator, question: str, repeats: int
+) -> dict | None:
     """The fastest of `repeats` runs of each side, or None if the pipeline answers without the
     LLM. Each pipeline run is a new Pipeline (no cached embeddings, as for a new question), and
     the KV cache is cleared before every run, so both sides evaluate the whole prompt."""
@@ -363,13 +448,23 @@ def _compare(s: Settings, index: Index, embedder: Embedder, generator, question:
         generator.llm.reset()
         raw.append(_time_raw(generator.llm, messages, s.max_tokens, s.temperature))
     best, base = min(ours, key=lambda r: r["total_ms"]), min(raw, key=lambda r: r["total_ms"])
-    return {"question": question, "ours": best, "raw": base,
-            "ratio": round(best["total_ms"] / base["total_ms"], 3),
-            "generation_ratio": round(best["generate_ms"] / base["total_ms"], 3)}
+    return {
+        "question": question,
+        "ours": best,
+        "raw": base,
+        "ratio": round(best["total_ms"] / base["total_ms"], 3),
+        "generation_ratio": round(best["generate_ms"] / base["total_ms"], 3),
+    }
 
 
-def _followup(s: Settings, index: Index, embedder: Embedder, generator,
-              pairs: list[tuple[str, str]], repeats: int) -> dict:
+def _followup(
+    s: Settings,
+    index: Index,
+    embedder: Embedder,
+    generator,
+    pairs: list[tuple[str, str]],
+    repeats: int,
+) -> dict:
     """Time to first token of a follow-up asked right after its first question (the KV cache
     still holds the first prompt), and with the KV cache cleared in between; the fastest of
     `repeats` runs each. Both start from a new Pipeline that has answered the first question,
@@ -392,13 +487,23 @@ def _followup(s: Settings, index: Index, embedder: Embedder, generator,
             cold.append(_time_pipeline(pipeline, second, [first]))
         if len(warm) == len(cold) == repeats and all(warm + cold):
             fastest = min(warm, key=lambda r: r["first_token_ms"])
-            return {"first": first, "question": second, "ours": fastest,
-                    "kv_cleared": min(cold, key=lambda r: r["first_token_ms"])}
+            return {
+                "first": first,
+                "question": second,
+                "ours": fastest,
+                "kv_cleared": min(cold, key=lambda r: r["first_token_ms"]),
+            }
     return {}
 
 
-def bench_llm(settings: Settings, index: Index, embedder: Embedder, questions: list[str],
-              pairs: list[tuple[str, str]], plan: Plan) -> dict:
+def bench_llm(
+    settings: Settings,
+    index: Index,
+    embedder: Embedder,
+    questions: list[str],
+    pairs: list[tuple[str, str]],
+    plan: Plan,
+) -> dict:
     s = settings.replace(mode="generate", max_tokens=plan.max_tokens)
     t = time.perf_counter()
     generator = make_generator(s)
@@ -411,11 +516,17 @@ def bench_llm(settings: Settings, index: Index, embedder: Embedder, questions: l
             if run := _compare(s, index, embedder, generator, q, plan.llm_repeats):
                 runs.append(run)
     followup = _followup(s, index, embedder, generator, pairs, plan.llm_repeats)
-    return {"model": generator.name, "load_s": round(load_s, 2), "threads": s.threads,
-            "max_tokens": s.max_tokens, "repeats": plan.llm_repeats, "runs": runs,
-            "ratio": statistics.median(r["ratio"] for r in runs) if runs else None,
-            "followup": followup,
-            "followup_ttft_ms": followup["ours"]["first_token_ms"] if followup else None}
+    return {
+        "model": generator.name,
+        "load_s": round(load_s, 2),
+        "threads": s.threads,
+        "max_tokens": s.max_tokens,
+        "repeats": plan.llm_repeats,
+        "runs": runs,
+        "ratio": statistics.median(r["ratio"] for r in runs) if runs else None,
+        "followup": followup,
+        "followup_ttft_ms": followup["ours"]["first_token_ms"] if followup else None,
+    }
 
 
 # -- 4. cold start ----------------------------------------------------------------------
@@ -435,8 +546,9 @@ def _run_child(cmd: list[str], env: dict, limit_s: float = 600) -> tuple[int, st
     after limit_s. getrusage(RUSAGE_CHILDREN) would not do: Linux carries the forking parent's
     peak over exec."""
     peak, deadline = 0.0, time.monotonic() + limit_s
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=env) as p:
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as p:
         while True:
             try:
                 out, err = p.communicate(timeout=0.1)
@@ -457,7 +569,8 @@ def bench_cold_start(settings: Settings, index_dir: Path, plan: Plan) -> dict:
     for _ in range(plan.cold_runs):
         t = time.perf_counter()
         code, out, err, peak = _run_child(
-            [sys.executable, "-m", "rag", "ask", "--json", COLD_QUESTION], env)
+            [sys.executable, "-m", "rag", "ask", "--json", COLD_QUESTION], env
+        )
         walls.append(round(time.perf_counter() - t, 2))
         if code != 0:
             last = (err.strip().splitlines() or ["no output"])[-1]
@@ -466,9 +579,15 @@ def bench_cold_start(settings: Settings, index_dir: Path, plan: Plan) -> dict:
         modes.append(answer["mode"])
         answer_ms.append(answer["timings"]["total_ms"])
         peaks.append(peak)
-    return {"question": COLD_QUESTION, "mode": plan.cold_mode, "runs_s": walls,
-            "wall_s": statistics.median(walls), "answer_ms": answer_ms, "answer_modes": modes,
-            "peak_rss_mb": max(peaks)}
+    return {
+        "question": COLD_QUESTION,
+        "mode": plan.cold_mode,
+        "runs_s": walls,
+        "wall_s": statistics.median(walls),
+        "answer_ms": answer_ms,
+        "answer_modes": modes,
+        "peak_rss_mb": max(peaks),
+    }
 
 
 # -- the whole run ----------------------------------------------------------------------
@@ -486,8 +605,9 @@ def run(settings: Settings, plan: Plan, progress: Callable[[str], None] = lambda
         sentences, neighbours = seed_sentences(seed_index)
         progress(f"index build (~{plan.build_chunks} chunks)")
         results["build"] = bench_build(embedder, sentences, plan, settings, Path(tmp))
-        results["retrieval"] = bench_retrieval(embedder, sentences + neighbours, questions, plan,
-                                               settings, progress)
+        results["retrieval"] = bench_retrieval(
+            embedder, sentences + neighbours, questions, plan, settings, progress
+        )
         progress("LLM")
         results["llm"] = bench_llm(settings, seed_index, embedder, questions, pairs, plan)
         progress("cold start")
@@ -497,11 +617,13 @@ def run(settings: Settings, plan: Plan, progress: Callable[[str], None] = lambda
         generator, reader = make_models(alone, with_llm=alone.mode == "generate")
         results["single_user"] = headline.single_user(
             Pipeline(alone, seed_index, embedder, generator, reader),
-            questions[: plan.alone_questions])
+            questions[: plan.alone_questions],
+        )
         del generator, reader
         progress(f"{plan.users} people at once")
         results["users"] = headline.concurrent_users(
-            seeds, questions, plan.users, mode="extractive" if plan.quick else "")
+            seeds, questions, plan.users, mode="extractive" if plan.quick else ""
+        )
     progress("recall of the shipped embedder")
     results["recall"] = headline.recall_delta(settings, plan.recall_corpora)
     results["headline"] = headline.headline(results)
@@ -516,20 +638,29 @@ def verdicts(r: dict) -> list[dict]:
     recalls = [row["recall_at_10"] for row in sizes.values() if "recall_at_10" in row]
     llm, cold = r["llm"], r["cold_start"]
     figures = [
-        ("retrieval p50 at 10,000 chunks (ms)", sizes.get(10_000, {}).get("retrieve_ms"), 15,
-         "<="),
-        ("retrieval p50 at 100,000 chunks (ms)", sizes.get(100_000, {}).get("retrieve_ms"), 50,
-         "<="),
+        ("retrieval p50 at 10,000 chunks (ms)", sizes.get(10_000, {}).get("retrieve_ms"), 15, "<="),
+        (
+            "retrieval p50 at 100,000 chunks (ms)",
+            sizes.get(100_000, {}).get("retrieve_ms"),
+            50,
+            "<=",
+        ),
         ("HNSW recall@10 (lowest over sizes)", min(recalls) if recalls else None, 0.95, ">="),
         ("index build (chunks/s)", r["build"]["chunks_per_s"], 60, ">="),
         ("pipeline / raw llama.cpp time (median)", llm.get("ratio"), 1.15, "<="),
-        ("first answer p50, 20 people at once (ms)",
-         r["headline"]["first_answer_p50_ms_20_users"] if r["users"]["users"] == 20 else None,
-         1000, "<="),
+        (
+            "first answer p50, 20 people at once (ms)",
+            r["headline"]["first_answer_p50_ms_20_users"] if r["users"]["users"] == 20 else None,
+            1000,
+            "<=",
+        ),
         ("the reader's verdict p50, one person (ms)", r["headline"]["reader_p50_ms"], 2000, "<="),
-        ("final answer p95, 20 people at once (ms)",
-         r["headline"]["final_answer_p95_ms_20_users"] if r["users"]["users"] == 20 else None,
-         10000, "<="),
+        (
+            "final answer p95, 20 people at once (ms)",
+            r["headline"]["final_answer_p95_ms_20_users"] if r["users"]["users"] == 20 else None,
+            10000,
+            "<=",
+        ),
         ("recall delta of the shipped embedder", r["headline"]["recall_delta"], -0.02, ">="),
         ("follow-up time to first token (ms)", llm.get("followup_ttft_ms"), 1000, "<="),
         ("cold start to first answer (s, median)", cold.get("wall_s"), 15, "<="),
@@ -549,86 +680,122 @@ def _pair(s: dict) -> str:
 
 
 def _retrieval_lines(ret: dict, embedder_load_s: float) -> list[str]:
-    lines = ["1. Retrieval per query (target p50 <= 15 ms at 10k, <= 50 ms at 100k; HNSW recall@10 "
-             ">= 0.95)", f"   corpus: {ret['corpus']}", f"   queries: {ret['queries']}",
-             f"   {ret['path']}",
-             f"   {'chunks':>8}  {'FAISS index':<14}{'build s':>8}{'1st query ms':>13}"
-             f"{'retrieve p50/p95 ms':>21}{'faiss p50/p95 ms':>18}{'recall@10':>10}"]
+    lines = [
+        "1. Retrieval per query (target p50 <= 15 ms at 10k, <= 50 ms at 100k; HNSW recall@10 "
+        ">= 0.95)",
+        f"   corpus: {ret['corpus']}",
+        f"   queries: {ret['queries']}",
+        f"   {ret['path']}",
+        f"   {'chunks':>8}  {'FAISS index':<14}{'build s':>8}{'1st query ms':>13}"
+        f"{'retrieve p50/p95 ms':>21}{'faiss p50/p95 ms':>18}{'recall@10':>10}",
+    ]
     for row in ret["sizes"]:
         rec = f"{row['recall_at_10']:.3f}" if "recall_at_10" in row else "exact"
-        lines.append(f"   {row['chunks']:>8,}  {row['faiss']:<14}{row['faiss_build_s']:>8.2f}"
-                     f"{row['first_query_ms']:>13.1f}{_pair(row['retrieve_ms']):>21}"
-                     f"{_pair(row['faiss_ms']):>18}{rec:>10}")
+        lines.append(
+            f"   {row['chunks']:>8,}  {row['faiss']:<14}{row['faiss_build_s']:>8.2f}"
+            f"{row['first_query_ms']:>13.1f}{_pair(row['retrieve_ms']):>21}"
+            f"{_pair(row['faiss_ms']):>18}{rec:>10}"
+        )
         if "ef_sweep" in row:
-            sweep = ", ".join(f"{ef}: {v['recall_at_10']:.3f} at {v['p50_ms']:.2f} ms"
-                              for ef, v in row["ef_sweep"].items())
-            lines.append(f"   {'':>8}  recall@10 by efSearch (production {row['ef_search']}): "
-                         f"{sweep}")
-    return lines + [f"   query embedding (MiniLM, uncached, loaded in {embedder_load_s:.1f} s): "
-                    f"p50/p95 {_pair(ret['query_embed_ms'])} ms; process peak RSS "
-                    f"{ret['peak_rss_mb']:.0f} MB"]
+            sweep = ", ".join(
+                f"{ef}: {v['recall_at_10']:.3f} at {v['p50_ms']:.2f} ms"
+                for ef, v in row["ef_sweep"].items()
+            )
+            lines.append(
+                f"   {'':>8}  recall@10 by efSearch (production {row['ef_search']}): {sweep}"
+            )
+    return lines + [
+        f"   query embedding (MiniLM, uncached, loaded in {embedder_load_s:.1f} s): "
+        f"p50/p95 {_pair(ret['query_embed_ms'])} ms; process peak RSS "
+        f"{ret['peak_rss_mb']:.0f} MB"
+    ]
 
 
 def _build_lines(b: dict) -> list[str]:
-    return ["2. Index build through rag.update with the real MiniLM (target >= 60 chunks/s)",
-            f"   {b['chunks']} chunks from {b['documents']} synthetic articles of shuffled seed "
-            f"sentences in {b['seconds']:.1f} s = {b['chunks_per_s']:.0f} chunks/s; "
-            f"embedding {b['embedding_share']:.0%} of the time",
-            f"   peak RSS {b['peak_rss_mb']:.0f} MB ({b['peak_rss_mb_before']:.0f} MB before the "
-            f"build; {b['memory']})"]
+    return [
+        "2. Index build through rag.update with the real MiniLM (target >= 60 chunks/s)",
+        f"   {b['chunks']} chunks from {b['documents']} synthetic articles of shuffled seed "
+        f"sentences in {b['seconds']:.1f} s = {b['chunks_per_s']:.0f} chunks/s; "
+        f"embedding {b['embedding_share']:.0%} of the time",
+        f"   peak RSS {b['peak_rss_mb']:.0f} MB ({b['peak_rss_mb_before']:.0f} MB before the "
+        f"build; {b['memory']})",
+    ]
 
 
 def _llm_lines(llm: dict) -> list[str]:
     head = "3. LLM: pipeline vs raw llama-cpp-python, same messages and sampling, KV cache cleared"
     if "skipped" in llm:
         return [head, f"   skipped: {llm['skipped']}"]
-    lines = [f"{head} (target ratio <= 1.15)",
-             f"   {llm['model']}, {llm['threads']} threads, max_tokens {llm['max_tokens']}, "
-             f"loaded in {llm['load_s']:.1f} s; fastest of {llm['repeats']} run(s) per side; "
-             "each pipeline run starts with no cached embeddings",
-             f"   {'':<6}{'1st token ms':>13}{'total ms':>10}{'tokens':>7}{'tok/s':>7}"
-             f"{'retrieve ms':>12}{'generate ms':>12}{'check ms':>9}"]
+    lines = [
+        f"{head} (target ratio <= 1.15)",
+        f"   {llm['model']}, {llm['threads']} threads, max_tokens {llm['max_tokens']}, "
+        f"loaded in {llm['load_s']:.1f} s; fastest of {llm['repeats']} run(s) per side; "
+        "each pipeline run starts with no cached embeddings",
+        f"   {'':<6}{'1st token ms':>13}{'total ms':>10}{'tokens':>7}{'tok/s':>7}"
+        f"{'retrieve ms':>12}{'generate ms':>12}{'check ms':>9}",
+    ]
     for run in llm["runs"]:
-        lines.append(f"   {run['question']!r}: ratio {run['ratio']:.2f} end to end, "
-                     f"{run['generation_ratio']:.2f} generation only")
+        lines.append(
+            f"   {run['question']!r}: ratio {run['ratio']:.2f} end to end, "
+            f"{run['generation_ratio']:.2f} generation only"
+        )
         for name in ("ours", "raw"):
             x = run[name]
-            own = "".join(f"{x[k]:>{w}.0f}" if k in x else f"{'-':>{w}}"
-                          for k, w in (("retrieve_ms", 12), ("generate_ms", 12), ("check_ms", 9)))
-            lines.append(f"   {name:<6}{x['first_token_ms'] or 0:>13.0f}{x['total_ms']:>10.0f}"
-                         f"{x['tokens']:>7}{x['tokens_per_s']:>7.1f}{own}")
+            own = "".join(
+                f"{x[k]:>{w}.0f}" if k in x else f"{'-':>{w}}"
+                for k, w in (("retrieve_ms", 12), ("generate_ms", 12), ("check_ms", 9))
+            )
+            lines.append(
+                f"   {name:<6}{x['first_token_ms'] or 0:>13.0f}{x['total_ms']:>10.0f}"
+                f"{x['tokens']:>7}{x['tokens_per_s']:>7.1f}{own}"
+            )
     if f := llm["followup"]:
-        lines += [f"   follow-up {f['question']!r} right after {f['first']!r} (target <= 1000 ms):",
-                  f"   first token after {f['ours']['first_token_ms']:.0f} ms (retrieval "
-                  f"{f['ours']['retrieve_ms']:.0f} ms); with the KV cache cleared "
-                  f"{f['kv_cleared']['first_token_ms']:.0f} ms (fastest of {llm['repeats']})"]
+        lines += [
+            f"   follow-up {f['question']!r} right after {f['first']!r} (target <= 1000 ms):",
+            f"   first token after {f['ours']['first_token_ms']:.0f} ms (retrieval "
+            f"{f['ours']['retrieve_ms']:.0f} ms); with the KV cache cleared "
+            f"{f['kv_cleared']['first_token_ms']:.0f} ms (fastest of {llm['repeats']})",
+        ]
     return lines
 
 
 def _cold_lines(c: dict) -> list[str]:
-    head = (f"4. Cold start: `python -m rag ask --json {COLD_QUESTION!r}`, process start to "
-            "answer (target <= 15 s)")
+    head = (
+        f"4. Cold start: `python -m rag ask --json {COLD_QUESTION!r}`, process start to "
+        "answer (target <= 15 s)"
+    )
     if "error" in c:
         return [head, f"   failed: {c['error']}"]
-    runs = ", ".join(f"{w:.1f} s (answering {a / 1000:.1f} s of it)"
-                     for w, a in zip(c["runs_s"], c["answer_ms"], strict=True))
-    return [head, f"   --mode {c['mode']}: {runs}; answered {', '.join(c['answer_modes'])}",
-            f"   peak RSS {c['peak_rss_mb']:.0f} MB (VmHWM sampled every 0.1 s); model files "
-            "already in the OS file cache"]
+    runs = ", ".join(
+        f"{w:.1f} s (answering {a / 1000:.1f} s of it)"
+        for w, a in zip(c["runs_s"], c["answer_ms"], strict=True)
+    )
+    return [
+        head,
+        f"   --mode {c['mode']}: {runs}; answered {', '.join(c['answer_modes'])}",
+        f"   peak RSS {c['peak_rss_mb']:.0f} MB (VmHWM sampled every 0.1 s); model files "
+        "already in the OS file cache",
+    ]
 
 
 def table(r: dict) -> str:
     m = r["machine"]
-    lines = [f"rag bench{' --quick' if r['quick'] else ''}: {m['cores']} cores, {m['cpu']} "
-             f"({m['vector_extensions']['best']}; caps: {json.dumps(m['caps'])}); embedder "
-             f"{m.get('embedder')}; "
-             f"load average {m['load_start'][0]} at start, {m['load_end'][0]} at end; threads: "
-             + ", ".join(f"{k} {v}" for k, v in m["threads"].items()), ""]
+    lines = [
+        f"rag bench{' --quick' if r['quick'] else ''}: {m['cores']} cores, {m['cpu']} "
+        f"({m['vector_extensions']['best']}; caps: {json.dumps(m['caps'])}); embedder "
+        f"{m.get('embedder')}; "
+        f"load average {m['load_start'][0]} at start, {m['load_end'][0]} at end; threads: "
+        + ", ".join(f"{k} {v}" for k, v in m["threads"].items()),
+        "",
+    ]
     lines += _retrieval_lines(r["retrieval"], m["embedder_load_s"]) + [""]
     lines += _build_lines(r["build"]) + [""] + _llm_lines(r["llm"]) + [""]
     lines += _cold_lines(r["cold_start"]) + [""] + headline.lines(r) + ["", "Targets"]
-    lines += [f"   {'met   ' if v['met'] else 'MISSED'}  {v['what']}: {v['value']:g} "
-              f"(target {v['target']})" for v in r["targets"]]
+    lines += [
+        f"   {'met   ' if v['met'] else 'MISSED'}  {v['what']}: {v['value']:g} "
+        f"(target {v['target']})"
+        for v in r["targets"]
+    ]
     return "\n".join(lines)
 
 

@@ -24,29 +24,50 @@ def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (each also a RAG_* environment variable)")
     g.add_argument("--index-dir", help="where the index lives (RAG_INDEX_DIR, default index)")
     g.add_argument("--embed-model", help="a local sentence-transformers folder (RAG_EMBED_MODEL)")
-    g.add_argument("--embed-backend", metavar=_one_of("embed_backend"),
-                   help="how the embedder runs (RAG_EMBED_BACKEND; auto: int8 on a CPU "
-                   "with VNNI or AMX, else float)")
-    g.add_argument("--gguf", help="the GGUF model that writes answers (RAG_GGUF; default: the "
-                   "reader's model, else the bundled SmolLM2-135M)")
-    g.add_argument("--reader", help="the model that judges whether a passage answers: none, "
-                   "server, a .gguf file or a packaged name (RAG_READER; default: the --gguf "
-                   "model, else the packaged qwen2.5-coder-1.5b once `make models` installed it)")
-    g.add_argument("--llm-url", help="an OpenAI-compatible server, http://HOST:PORT/v1 (RAG_LLM_URL)")
-    g.add_argument("--llm-model", help="the model name that server answers with (RAG_LLM_MODEL; "
-                   "its key: RAG_LLM_KEY)")
+    g.add_argument(
+        "--embed-backend",
+        metavar=_one_of("embed_backend"),
+        help="how the embedder runs (RAG_EMBED_BACKEND; auto: int8 on a CPU "
+        "with VNNI or AMX, else float)",
+    )
+    g.add_argument(
+        "--gguf",
+        help="the GGUF model that writes answers (RAG_GGUF; default: the "
+        "reader's model, else the bundled SmolLM2-135M)",
+    )
+    g.add_argument(
+        "--reader",
+        help="the model that judges whether a passage answers: none, "
+        "server, a .gguf file or a packaged name (RAG_READER; default: the --gguf "
+        "model, else the packaged qwen2.5-coder-1.5b once `make models` installed it)",
+    )
+    g.add_argument(
+        "--llm-url", help="an OpenAI-compatible server, http://HOST:PORT/v1 (RAG_LLM_URL)"
+    )
+    g.add_argument(
+        "--llm-model",
+        help="the model name that server answers with (RAG_LLM_MODEL; its key: RAG_LLM_KEY)",
+    )
     g.add_argument("--top-k", metavar="N", help="chunks to retrieve (RAG_TOP_K, default 5)")
     g.add_argument("--evidence-k", metavar="N", help="sentences offered as sources (default 3)")
     g.add_argument("--mode", metavar=_one_of("mode"), help="answer mode (RAG_MODE)")
     g.add_argument("--retrieval", metavar=_one_of("retrieval"), help="RAG_RETRIEVAL")
     g.add_argument("--chunk-size", metavar="N", help="characters per chunk (RAG_CHUNK_SIZE)")
-    g.add_argument("--max-wait", metavar="S", help="seconds an answer may wait for the model "
-                   "behind other questions before its first answer stands (RAG_MAX_WAIT, "
-                   "default 5)")
-    g.add_argument("--collection", help='a name for the indexed documents, e.g. "Kitchen notes" '
-                   "(RAG_COLLECTION; default: the documents)")
-    g.add_argument("--threads", dest="n_threads", metavar="N",
-                   help="llama.cpp threads (default: all cores)")
+    g.add_argument(
+        "--max-wait",
+        metavar="S",
+        help="seconds an answer may wait for the model "
+        "behind other questions before its first answer stands (RAG_MAX_WAIT, "
+        "default 5)",
+    )
+    g.add_argument(
+        "--collection",
+        help='a name for the indexed documents, e.g. "Kitchen notes" '
+        "(RAG_COLLECTION; default: the documents)",
+    )
+    g.add_argument(
+        "--threads", dest="n_threads", metavar="N", help="llama.cpp threads (default: all cores)"
+    )
     g.add_argument("-v", "--verbose", action="store_true", help="log what happens")
 
 
@@ -56,19 +77,32 @@ def _one_of(name: str) -> str:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The flags a command has, by their dest, which is the Settings field they set."""
-    return Settings.load(**{f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)})
+    return Settings.load(
+        **{f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description="Ask your own documents questions, "
-                                     "offline; every answer cites the passage it came from.")
+    parser = argparse.ArgumentParser(
+        prog="rag",
+        description="Ask your own documents questions, "
+        "offline; every answer cites the passage it came from.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index a folder or file of .txt/.md/.html/.pdf")
-    p.add_argument("paths", nargs="*", default=[], metavar="PATH",
-                   help="folders or files to add (default: read again every one indexed before)")
-    p.add_argument("--rebuild", action="store_true",
-                   help="re-read every folder indexed before (uploads too), re-chunk and re-embed")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        default=[],
+        metavar="PATH",
+        help="folders or files to add (default: read again every one indexed before)",
+    )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="re-read every folder indexed before (uploads too), re-chunk and re-embed",
+    )
     _common(p)
 
     p = sub.add_parser("ask", help="answer questions; '-' reads one question per line from stdin")
@@ -80,12 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (RAG_HOST, default 127.0.0.1)")
     p.add_argument("--port", metavar="N", help="port (RAG_PORT, default 7860)")
     p.add_argument("--auth", help="USER:PASSWORD required to open the UI (RAG_AUTH)")
-    p.add_argument("--index-path", action="append", default=None, metavar="PATH",
-                   help="index these documents before serving (default: seeds)")
-    p.add_argument("--models-dir", help="the .gguf files UI users may choose from (RAG_MODELS_DIR, "
-                   "default models)")
-    p.add_argument("--allow-model-switch", action="store_true", default=None,
-                   help="let UI users load another model, for everyone (RAG_ALLOW_MODEL_SWITCH=1)")
+    p.add_argument(
+        "--index-path",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="index these documents before serving (default: seeds)",
+    )
+    p.add_argument(
+        "--models-dir",
+        help="the .gguf files UI users may choose from (RAG_MODELS_DIR, default models)",
+    )
+    p.add_argument(
+        "--allow-model-switch",
+        action="store_true",
+        default=None,
+        help="let UI users load another model, for everyone (RAG_ALLOW_MODEL_SWITCH=1)",
+    )
     _common(p)
 
     for name, command in _plugins():  # `rag eval`, `rag bench`: the benchmark's commands
@@ -97,8 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Iterable[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         if args.command in _COMMANDS:
             return _COMMANDS[args.command](args)
@@ -133,7 +180,10 @@ def cmd_index(args) -> int:
         if bar is None or phase != what:
             if bar is not None:
                 bar.close()
-            bar, phase = tqdm(total=total, unit=units.get(what, "it"), desc=what, disable=None), what
+            bar, phase = (
+                tqdm(total=total, unit=units.get(what, "it"), desc=what, disable=None),
+                what,
+            )
         bar.total = total
         bar.update(done - bar.n)
 
@@ -189,14 +239,18 @@ def format_answer(answer) -> str:
 
     lines = [answer.text, ""]
     for c in answer.citations:
-        lines.append(f"[{c.n}] {printable(c.title)} ({printable(c.source)}, "
-                     f"characters {c.start}-{c.end})")
+        lines.append(
+            f"[{c.n}] {printable(c.title)} ({printable(c.source)}, characters {c.start}-{c.end})"
+        )
         lines.append(f'    "{c.quote}"')
     if answer.outcome == "not_sure":
         badge = "not sure: the closest passage found, which may not answer it"
     else:
-        badge = {"generate": "checked answer", "extractive": "quoted from the sources",
-                 "abstained": "the documents don't say"}[answer.mode]
+        badge = {
+            "generate": "checked answer",
+            "extractive": "quoted from the sources",
+            "abstained": "the documents don't say",
+        }[answer.mode]
     sure = "" if answer.confidence is None else f"confidence {answer.confidence:.0%}; "
     if answer.why:
         lines.append(f"Why: {answer.why}")
@@ -226,13 +280,17 @@ def _find_ui(found: Iterable | None = None):
         found = list(entry_points(group=UI_ENTRY_POINTS))
     found = sorted(found, key=lambda ep: ep.name)
     if not found:
-        raise RagError("`rag serve` needs the chat UI, which is not installed: run "
-                       "`pip install -e .` in the project folder")
+        raise RagError(
+            "`rag serve` needs the chat UI, which is not installed: run "
+            "`pip install -e .` in the project folder"
+        )
     try:
         return found[0].load()
     except ModuleNotFoundError as e:
-        raise RagError(f"the chat UI ({found[0].value}) needs the module {e.name}, which is not "
-                       "installed: run `pip install -e .` in the project folder") from None
+        raise RagError(
+            f"the chat UI ({found[0].value}) needs the module {e.name}, which is not "
+            "installed: run `pip install -e .` in the project folder"
+        ) from None
 
 
 COMMAND_ENTRY_POINTS = "rag.commands"

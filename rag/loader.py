@@ -31,13 +31,17 @@ def reader_gguf(settings: Settings) -> str | None:
     if name in models.PACKAGED:
         path = models.installed(models.PACKAGED[name], settings.models_dir)
         if path is None:
-            raise ModelError(f"the reader {name} is not installed in {settings.models_dir}/: run "
-                             "`make models`, or pass --reader none to answer by the rules alone")
+            raise ModelError(
+                f"the reader {name} is not installed in {settings.models_dir}/: run "
+                "`make models`, or pass --reader none to answer by the rules alone"
+            )
         return str(path)
     if name:
         if not name.endswith(".gguf") and not Path(name).is_file():
-            raise ModelError(f"--reader {name!r}: give none, server, a .gguf file, or one of "
-                             f"{', '.join(models.PACKAGED)}")
+            raise ModelError(
+                f"--reader {name!r}: give none, server, a .gguf file, or one of "
+                f"{', '.join(models.PACKAGED)}"
+            )
         return name
     if settings.gguf:  # auto: the model the person chose reads too
         return settings.gguf
@@ -45,8 +49,9 @@ def reader_gguf(settings: Settings) -> str | None:
         return None
     path = models.installed(models.PACKAGED[DEFAULT_READER], settings.models_dir)
     if path is None:
-        log.warning("the reader model is not installed (run `make models`); answering by the "
-                    "rules alone")
+        log.warning(
+            "the reader model is not installed (run `make models`); answering by the rules alone"
+        )
         return None
     return str(path)
 
@@ -77,24 +82,39 @@ def make_generator(settings: Settings, default_gguf: str = "") -> Generator:
     if settings.llm_url:
         from .llm.openai_llm import OpenAIGenerator  # httpx, only for a server
 
-        return OpenAIGenerator(settings.llm_url, settings.llm_model, timeout=settings.llm_timeout,
-                               context_tokens=settings.n_ctx, api_key=settings.llm_key)
-    return LlamaCppGenerator(settings.gguf or default_gguf, n_threads=settings.threads,
-                             n_ctx=settings.n_ctx)
+        return OpenAIGenerator(
+            settings.llm_url,
+            settings.llm_model,
+            timeout=settings.llm_timeout,
+            context_tokens=settings.n_ctx,
+            api_key=settings.llm_key,
+        )
+    return LlamaCppGenerator(
+        settings.gguf or default_gguf, n_threads=settings.threads, n_ctx=settings.n_ctx
+    )
 
 
 def make_models(settings: Settings, with_llm: bool) -> tuple[Generator | None, Reader | None]:
     """The generator (when `with_llm`) and the reader, sharing one model when they can."""
-    if settings.reader == "server" or (settings.reader == "" and settings.llm_url
-                                        and not settings.gguf):
+    if settings.reader == "server" or (
+        settings.reader == "" and settings.llm_url and not settings.gguf
+    ):
         generator = make_generator(settings) if with_llm else None
         if not settings.llm_url:
             raise ModelError("--reader server needs --llm-url: the server to ask")
         from .llm.openai_llm import OpenAIGenerator, OpenAIReader
 
-        server = generator if isinstance(generator, OpenAIGenerator) else OpenAIGenerator(
-            settings.llm_url, settings.llm_model, timeout=settings.llm_timeout,
-            context_tokens=settings.n_ctx, api_key=settings.llm_key)
+        server = (
+            generator
+            if isinstance(generator, OpenAIGenerator)
+            else OpenAIGenerator(
+                settings.llm_url,
+                settings.llm_model,
+                timeout=settings.llm_timeout,
+                context_tokens=settings.n_ctx,
+                api_key=settings.llm_key,
+            )
+        )
         return generator, OpenAIReader(server)
     gguf = reader_gguf(settings)
     generator = make_generator(settings, gguf or "") if with_llm else None

@@ -41,8 +41,9 @@ class Settings:
     embed_model: str = ""  # a local sentence-transformers folder; "" = bundled MiniLM
     # how MiniLM runs: the same vectors on openvino, onnx and torch (int8 differs slightly);
     # "auto" = openvino-int8 on a CPU with int8 dot products (VNNI, AMX), else openvino
-    embed_backend: str = _knob("auto", choices=("auto", "openvino-int8", "openvino", "onnx-int8",
-                                                "onnx", "torch"))
+    embed_backend: str = _knob(
+        "auto", choices=("auto", "openvino-int8", "openvino", "onnx-int8", "onnx", "torch")
+    )
     gguf: str = ""  # a GGUF file; "" = the reader's model, else bundled SmolLM2-135M-Instruct
     # the model that judges whether a passage answers (rag.llm.reader): "" = the --gguf model if
     # one is given, else the packaged default once installed (`make models`); "none" = the

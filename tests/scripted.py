@@ -26,8 +26,9 @@ class ScriptedGenerator:
     words as a model stops at its token limit, so a long reply comes out cut off mid-sentence.
     A reply that is an exception is raised instead, as llama.cpp raises on a prompt it refuses."""
 
-    def __init__(self, *replies: str | Exception, name: str = "scripted",
-                 context_tokens: int = 2048):
+    def __init__(
+        self, *replies: str | Exception, name: str = "scripted", context_tokens: int = 2048
+    ):
         self.name = name
         self.context_tokens = context_tokens
         self.replies: list[str | Exception] = list(replies)
@@ -60,8 +61,13 @@ class ScriptedReader:
 
     name = "scripted"
 
-    def __init__(self, by_words: dict[str, float] | None = None, rest: float = 0.05,
-                 gives: bool = True, fails: bool = False):
+    def __init__(
+        self,
+        by_words: dict[str, float] | None = None,
+        rest: float = 0.05,
+        gives: bool = True,
+        fails: bool = False,
+    ):
         self.by_words, self.rest, self.gives, self.fails = by_words or {}, rest, gives, fails
         self.seen: list[list[str]] = []
 
@@ -88,5 +94,6 @@ def doubting(pipeline):
     the documents do not answer, as the shipped reader would judge it."""
     from rag import Pipeline
 
-    return Pipeline(pipeline.settings, pipeline.index, pipeline.embedder, None,
-                    ScriptedReader(rest=0.02))
+    return Pipeline(
+        pipeline.settings, pipeline.index, pipeline.embedder, None, ScriptedReader(rest=0.02)
+    )

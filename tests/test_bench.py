@@ -57,12 +57,26 @@ def test_quick_bench_reports_every_section(tmp_path, monkeypatch, capsys):
 
     # the headline: every figure measured, from a real `rag serve` for the users
     head = out["headline"]
-    assert set(head) == {"overhead_ratio", "answer_p50_ms", "index_chunks_per_s", "recall_delta",
-                         "first_answer_p50_ms_20_users", "first_answer_p95_ms_20_users",
-                         "reader", "reader_p50_ms", "reader_p95_ms", "reader_p50_ms_20_users",
-                         "reader_p95_ms_20_users", "final_answer_p50_ms_20_users",
-                         "final_answer_p95_ms_20_users", "verdicts_skipped_20_users",
-                         "reader_tokens_p50", "reader_tokens_p95", "vector_extensions", "embedder"}
+    assert set(head) == {
+        "overhead_ratio",
+        "answer_p50_ms",
+        "index_chunks_per_s",
+        "recall_delta",
+        "first_answer_p50_ms_20_users",
+        "first_answer_p95_ms_20_users",
+        "reader",
+        "reader_p50_ms",
+        "reader_p95_ms",
+        "reader_p50_ms_20_users",
+        "reader_p95_ms_20_users",
+        "final_answer_p50_ms_20_users",
+        "final_answer_p95_ms_20_users",
+        "verdicts_skipped_20_users",
+        "reader_tokens_p50",
+        "reader_tokens_p95",
+        "vector_extensions",
+        "embedder",
+    }
     # the reader's verdict, for one person and for the people asking at once
     assert head["reader"].startswith("qwen2.5-coder-1.5b") and head["reader_p50_ms"] > 0
     assert 0 < head["reader_p50_ms_20_users"] <= head["reader_p95_ms_20_users"]

@@ -29,13 +29,18 @@ from .scripted import ScriptedGenerator, ScriptedReader
 
 def sentences_of(text: str, doc_id: str, source: str = "") -> list[Evidence]:
     spans = split_sentences(text)
-    return [Evidence(doc_id, doc_id, source or doc_id, s.start, s.end, text[s.start : s.end], 1.0)
-            for s in spans]
+    return [
+        Evidence(doc_id, doc_id, source or doc_id, s.start, s.end, text[s.start : s.end], 1.0)
+        for s in spans
+    ]
 
 
 SEED_TEXTS = {p.stem: file_text(str(p)) for p in sorted(SEEDS.glob("*.txt"))}
-SEED_SENTENCES = [ev for doc_id, text in SEED_TEXTS.items()
-                  for ev in sentences_of(text, doc_id, str(SEEDS / f"{doc_id}.txt"))]
+SEED_SENTENCES = [
+    ev
+    for doc_id, text in SEED_TEXTS.items()
+    for ev in sentences_of(text, doc_id, str(SEEDS / f"{doc_id}.txt"))
+]
 
 
 def seed(words: str, score: float = 1.0) -> Evidence:
@@ -45,8 +50,10 @@ def seed(words: str, score: float = 1.0) -> Evidence:
     return dataclasses.replace(found[0], score=score)
 
 
-TROOPS = ("While Macron has ruled out sending French combat troops to Ukraine, he is open to "
-          "deploying a security force to help guarantee stability once a peace deal is reached.")
+TROOPS = (
+    "While Macron has ruled out sending French combat troops to Ukraine, he is open to "
+    "deploying a security force to help guarantee stability once a peace deal is reached."
+)
 TOLL = "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians."
 
 
@@ -59,52 +66,115 @@ def checker(embedder):
 # (draft sentence, words that pick its source sentence, the reason; "" = it passes)
 CHECKS = [
     # faithful: copied, trimmed, or with the source's quotation marks dropped
-    ("Sources say both leaders explored backchannel talks involving Turkey and Saudi Arabia.",
-     "backchannel", ""),
-    ("Both leaders explored backchannel talks involving Turkey and Saudi Arabia.", "backchannel",
-     ""),
+    (
+        "Sources say both leaders explored backchannel talks involving Turkey and Saudi Arabia.",
+        "backchannel",
+        "",
+    ),
+    (
+        "Both leaders explored backchannel talks involving Turkey and Saudi Arabia.",
+        "backchannel",
+        "",
+    ),
     (TOLL, "U.N. reports", ""),
-    ("Macron stressed that Russia cannot be a credible guarantor of peace after its 22-month "
-     "invasion of Ukraine.", "guarantor", ""),
+    (
+        "Macron stressed that Russia cannot be a credible guarantor of peace after its 22-month "
+        "invasion of Ukraine.",
+        "guarantor",
+        "",
+    ),
     ("Macron has ruled out sending French combat troops to Ukraine.", "ruled out", ""),
     ("Trump emphasized the conflict’s global economic fallout.", "economic fallout", ""),
     # a swapped speaker: both are named in the source, but it says the other one praised
-    ("Trump praised Macron’s “pragmatism,” while the former president called France “a great "
-     "ally.”", "pragmatism", "source [1] does not say that Trump said it"),
-    ("Macron emphasized the conflict’s global economic fallout, including energy price spikes.",
-     "economic fallout", "names or numbers not in source [1]: Macron"),
+    (
+        "Trump praised Macron’s “pragmatism,” while the former president called France “a great "
+        "ally.”",
+        "pragmatism",
+        "source [1] does not say that Trump said it",
+    ),
+    (
+        "Macron emphasized the conflict’s global economic fallout, including energy price spikes.",
+        "economic fallout",
+        "names or numbers not in source [1]: Macron",
+    ),
     # a swapped speaker opening the sentence, after an aside, after a quote, or with a verb
     # that reports nothing ("resonates"): the name is not in the source
-    ("Putin stressed that Russia “cannot be a credible guarantor of peace” after its 22-month "
-     "invasion of Ukraine.", "guarantor", "names or numbers not in source [1]: Putin"),
-    ("Macron, however, suggested withholding U.S. support unless Europe increases financial "
-     "contributions.", "withholding", "names or numbers not in source [1]: Macron"),
-    ("“This war ends on day one if I’m back in the Oval Office,” Macron added.", "day one",
-     "names or numbers not in source [1]: Macron"),
-    ("Macron’s transactional rhetoric resonates with Hungary’s Viktor Orbán, who opposes EU "
-     "sanctions.", "transactional", "names or numbers not in source [1]: Macron’s"),
+    (
+        "Putin stressed that Russia “cannot be a credible guarantor of peace” after its 22-month "
+        "invasion of Ukraine.",
+        "guarantor",
+        "names or numbers not in source [1]: Putin",
+    ),
+    (
+        "Macron, however, suggested withholding U.S. support unless Europe increases financial "
+        "contributions.",
+        "withholding",
+        "names or numbers not in source [1]: Macron",
+    ),
+    (
+        "“This war ends on day one if I’m back in the Oval Office,” Macron added.",
+        "day one",
+        "names or numbers not in source [1]: Macron",
+    ),
+    (
+        "Macron’s transactional rhetoric resonates with Hungary’s Viktor Orbán, who opposes EU "
+        "sanctions.",
+        "transactional",
+        "names or numbers not in source [1]: Macron’s",
+    ),
     # a flipped negation, either way
-    ("Macron stressed that Russia can be a credible guarantor of peace after its 22-month "
-     "invasion of Ukraine.", "guarantor", "source [1] has a negation that it lacks"),
-    ("Trump’s transactional rhetoric does not resonate with Hungary’s Viktor Orbán, who opposes "
-     "EU sanctions.", "transactional", "it has a negation that source [1] lacks"),
-    ("He believes that Putin knows how far Trump is willing to go, which could serve as a "
-     "strategic tool in negotiations.", "does not know", "source [1] has a negation that it lacks"),
+    (
+        "Macron stressed that Russia can be a credible guarantor of peace after its 22-month "
+        "invasion of Ukraine.",
+        "guarantor",
+        "source [1] has a negation that it lacks",
+    ),
+    (
+        "Trump’s transactional rhetoric does not resonate with Hungary’s Viktor Orbán, who opposes "
+        "EU sanctions.",
+        "transactional",
+        "it has a negation that source [1] lacks",
+    ),
+    (
+        "He believes that Putin knows how far Trump is willing to go, which could serve as a "
+        "strategic tool in negotiations.",
+        "does not know",
+        "source [1] has a negation that it lacks",
+    ),
     # a number the source lacks: in digits, in a compound, or as a word
-    ("U.N. reports estimate over 12,000 civilian deaths and 14 million displaced Ukrainians.",
-     "U.N. reports", "names or numbers not in source [1]: 12,000"),
-    ("Macron stressed that Russia cannot be a credible guarantor of peace after its 24-month "
-     "invasion of Ukraine.", "guarantor", "names or numbers not in source [1]: 24-month"),
-    ("U.N. reports estimate over 10,000 civilian deaths and 14 billion displaced Ukrainians.",
-     "U.N. reports", "names or numbers not in source [1]: billion"),
-    ("U.N. reports estimate over 10,000 civilian deaths and three million displaced Ukrainians.",
-     "U.N. reports", "names or numbers not in source [1]: three"),
-    ("As the war in Ukraine nears its fourth year, Macron believes it is in the shared interest of "
-     "both the U.S. and Europe to prevent Russia from further aggression.", "third year",
-     "names or numbers not in source [1]: fourth"),
+    (
+        "U.N. reports estimate over 12,000 civilian deaths and 14 million displaced Ukrainians.",
+        "U.N. reports",
+        "names or numbers not in source [1]: 12,000",
+    ),
+    (
+        "Macron stressed that Russia cannot be a credible guarantor of peace after its 24-month "
+        "invasion of Ukraine.",
+        "guarantor",
+        "names or numbers not in source [1]: 24-month",
+    ),
+    (
+        "U.N. reports estimate over 10,000 civilian deaths and 14 billion displaced Ukrainians.",
+        "U.N. reports",
+        "names or numbers not in source [1]: billion",
+    ),
+    (
+        "U.N. reports estimate over 10,000 civilian deaths and three million displaced Ukrainians.",
+        "U.N. reports",
+        "names or numbers not in source [1]: three",
+    ),
+    (
+        "As the war in Ukraine nears its fourth year, Macron believes it is in the shared interest of "
+        "both the U.S. and Europe to prevent Russia from further aggression.",
+        "third year",
+        "names or numbers not in source [1]: fourth",
+    ),
     # a claim the source does not make
-    ("Macron has agreed to send French combat troops to Ukraine.", "ruled out",
-     "only 86% of its words are in source [1]"),
+    (
+        "Macron has agreed to send French combat troops to Ukraine.",
+        "ruled out",
+        "only 86% of its words are in source [1]",
+    ),
     ("Macron.", "ruled out", "a sentence of fewer than two content words"),
 ]
 
@@ -120,8 +190,11 @@ def test_a_sentence_passes_only_if_its_source_says_it(checker, sentence, words, 
 # what to whom. Strict, so that a checker that learns to see these fails here and is moved up.
 BLIND_SPOTS = [
     # the negation moved from one clause to the other: one in each
-    ("Macron argues that Ukraine and its European partners must not be directly involved in the "
-     "negotiations, to ensure a fair agreement that legitimizes Russian aggression.", "legitimize"),
+    (
+        "Macron argues that Ukraine and its European partners must not be directly involved in the "
+        "negotiations, to ensure a fair agreement that legitimizes Russian aggression.",
+        "legitimize",
+    ),
     # what he ruled out swapped with what he is open to, in the source's own words
     ("Macron has ruled out sending a security force to Ukraine.", "ruled out"),
 ]
@@ -138,9 +211,17 @@ def test_known_blind_spots(checker, sentence, words):
 # all, is on the next one. A sentence is held to the sentence it cites, whatever its lines: the
 # cited sentence's next line is that sentence; the next sentence is another source, even when
 # it shares a line with the cited one.
-WRAPPED = textwrap.fill(
-    next(line for line in SEED_TEXTS["trump-macron-split-on-trusting-putin"].splitlines()
-         if line.startswith("The war’s human toll")), 60) + "\n"
+WRAPPED = (
+    textwrap.fill(
+        next(
+            line
+            for line in SEED_TEXTS["trump-macron-split-on-trusting-putin"].splitlines()
+            if line.startswith("The war’s human toll")
+        ),
+        60,
+    )
+    + "\n"
+)
 
 
 def wrapped() -> list[Evidence]:
@@ -159,22 +240,32 @@ def wrapped() -> list[Evidence]:
         # the numbers are on the next line of the sentence cited: it says them
         (f"{TOLL[:-1]} [1].", f"{TOLL} [1]", ""),
         # the number is in the next sentence, which starts on the cited one's line
-        ("The war’s human toll of 10,000 civilian deaths loomed large during discussions [2].",
-         None, "names or numbers not in source [2]: 10,000"),
+        (
+            "The war’s human toll of 10,000 civilian deaths loomed large during discussions [2].",
+            None,
+            "names or numbers not in source [2]: 10,000",
+        ),
         # a blend of the two: each source is checked alone
-        ("The war’s human toll of 10,000 civilian deaths loomed large during discussions [2][1].",
-         None, "names or numbers not in source [2]: 10,000"),
+        (
+            "The war’s human toll of 10,000 civilian deaths loomed large during discussions [2][1].",
+            None,
+            "names or numbers not in source [2]: 10,000",
+        ),
         # a true sentence cited to its neighbour: the citation would show the wrong passage
-        ("Macron cited these figures to argue for sustained pressure on Russia [1].",
-         None, "names or numbers not in source [1]: Macron, Russia"),
+        (
+            "Macron cited these figures to argue for sustained pressure on Russia [1].",
+            None,
+            "names or numbers not in source [1]: Macron, Russia",
+        ),
         # no valid marker: it is checked against each source and cites the one that says it
         (f"{TOLL[:-1]} [9].", f"{TOLL} [1]", ""),
     ],
     ids=["next line", "next sentence", "blend", "neighbour cited", "no valid marker"],
 )
 def test_a_number_counts_only_in_the_sentence_cited(checker, draft, answer, reason):
-    rendered, why = checked(read("What did the U.N. report about the war’s toll?"), draft,
-                            wrapped(), checker)
+    rendered, why = checked(
+        read("What did the U.N. report about the war’s toll?"), draft, wrapped(), checker
+    )
     assert why == reason
     assert (rendered and rendered[0]) == answer
 
@@ -195,36 +286,76 @@ def troops_evidence() -> list[Evidence]:
     [
         (GOOD, SHOWN, ""),
         # filler before the answer claims nothing: dropped, and the claim is checked
-        ("Sure! Based on the sources, Macron has ruled out sending French combat troops to "
-         "Ukraine [1].", SHOWN, ""),
-        ("Certainly. According to the sources, Macron has ruled out sending French combat "
-         "troops to Ukraine [1].", SHOWN, ""),
-        ("Based on the provided sources, Macron has ruled out sending French combat troops to "
-         "Ukraine [1].", SHOWN, ""),
+        (
+            "Sure! Based on the sources, Macron has ruled out sending French combat troops to "
+            "Ukraine [1].",
+            SHOWN,
+            "",
+        ),
+        (
+            "Certainly. According to the sources, Macron has ruled out sending French combat "
+            "troops to Ukraine [1].",
+            SHOWN,
+            "",
+        ),
+        (
+            "Based on the provided sources, Macron has ruled out sending French combat troops to "
+            "Ukraine [1].",
+            SHOWN,
+            "",
+        ),
         # cut off by the token limit: the unfinished sentence is dropped, the finished one kept
         (GOOD + " He is open to deploying a security", SHOWN, ""),
         (GOOD + " He is open to", SHOWN, ""),  # short enough to read as a title, unclosed
-        ("Macron has ruled out sending French combat troops to", None,
-         "it has no complete sentence to check"),
-        ("Macron has ruled out sending French combat troops to Ukraine [", None,
-         "it has no complete sentence to check"),
+        (
+            "Macron has ruled out sending French combat troops to",
+            None,
+            "it has no complete sentence to check",
+        ),
+        (
+            "Macron has ruled out sending French combat troops to Ukraine [",
+            None,
+            "it has no complete sentence to check",
+        ),
         # a sentence that fails is never shown; one that passes may be
         (GOOD + " Trump has agreed to send 5,000 troops [2].", SHOWN, ""),
-        ("Macron has agreed to send French combat troops to Ukraine [1].", None,
-         "only 86% of its words are in source [1]"),
+        (
+            "Macron has agreed to send French combat troops to Ukraine [1].",
+            None,
+            "only 86% of its words are in source [1]",
+        ),
         ("The documents don't say.", None, "the model said the sources do not answer it"),
         # true, but from a source that answers the question less well than the best one
-        ("Macron sees this as a necessary step in preventing future conflicts [3].", None,
-         "it cites a source that matches the question less well than the best one"),
-        ("Such a force would ensure that Russia does not violate the terms of any negotiated "
-         "settlement [2].", None, "it does not cite the best-matching source"),
+        (
+            "Macron sees this as a necessary step in preventing future conflicts [3].",
+            None,
+            "it cites a source that matches the question less well than the best one",
+        ),
+        (
+            "Such a force would ensure that Russia does not violate the terms of any negotiated "
+            "settlement [2].",
+            None,
+            "it does not cite the best-matching source",
+        ),
         # a repeated sentence is shown once
         (f"{GOOD} {GOOD}", SHOWN, ""),
     ],
-    ids=["faithful", "sure, based on", "certainly, according to", "based on the provided",
-         "cut off after one", "cut off short", "cut off only", "cut off in a marker",
-         "one of two fails", "unfaithful", "don't say", "weaker source", "not the best source",
-         "repeated"],
+    ids=[
+        "faithful",
+        "sure, based on",
+        "certainly, according to",
+        "based on the provided",
+        "cut off after one",
+        "cut off short",
+        "cut off only",
+        "cut off in a marker",
+        "one of two fails",
+        "unfaithful",
+        "don't say",
+        "weaker source",
+        "not the best source",
+        "repeated",
+    ],
 )
 def test_a_draft_is_shown_only_as_far_as_it_is_checked(checker, draft, answer, reason):
     rendered, why = checked(read(QUESTION), draft, troops_evidence(), checker)
@@ -243,21 +374,44 @@ UN = "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced
     [
         # SmolLM2's own rewrite on the demo articles, which used to pass badged "checked":
         # the talk about the sources is stripped and the claim after it is checked
-        ("The sources cited in the document are: U.N. reports estimate over 10,000 civilian "
-         "deaths and 14 million displaced Ukrainians [1]", f"{UN[:-1]} [1]", ""),
-        ("According to the text provided, U.N. reports estimate over 10,000 civilian deaths and "
-         "14 million displaced Ukrainians [1].", f"{UN} [1]", ""),
-        ("Based on the sources, U.N. reports estimate over 10,000 civilian deaths and 14 million "
-         "displaced Ukrainians [1].", f"{UN} [1]", ""),
+        (
+            "The sources cited in the document are: U.N. reports estimate over 10,000 civilian "
+            "deaths and 14 million displaced Ukrainians [1]",
+            f"{UN[:-1]} [1]",
+            "",
+        ),
+        (
+            "According to the text provided, U.N. reports estimate over 10,000 civilian deaths and "
+            "14 million displaced Ukrainians [1].",
+            f"{UN} [1]",
+            "",
+        ),
+        (
+            "Based on the sources, U.N. reports estimate over 10,000 civilian deaths and 14 million "
+            "displaced Ukrainians [1].",
+            f"{UN} [1]",
+            "",
+        ),
         # talk about the sources inside the sentence cannot be stripped: the sentence is refused
-        ("U.N. reports estimate 14 million displaced Ukrainians, as the provided text says [1].",
-         None, "only 88% of its words are in source [1]"),
-        ("U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians "
-         "and U.N. reports estimate over 10,000 civilian deaths, the cited sources [1].",
-         None, "it talks about the sources (“cited sources”) instead of answering"),
+        (
+            "U.N. reports estimate 14 million displaced Ukrainians, as the provided text says [1].",
+            None,
+            "only 88% of its words are in source [1]",
+        ),
+        (
+            "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians "
+            "and U.N. reports estimate over 10,000 civilian deaths, the cited sources [1].",
+            None,
+            "it talks about the sources (“cited sources”) instead of answering",
+        ),
     ],
-    ids=["sources cited in the document are", "according to the text provided",
-         "based on the sources", "as the provided text says", "the cited sources"],
+    ids=[
+        "sources cited in the document are",
+        "according to the text provided",
+        "based on the sources",
+        "as the provided text says",
+        "the cited sources",
+    ],
 )
 def test_talk_about_the_sources_is_stripped_or_refused(checker, draft, answer, reason):
     evidence = [seed("14 million displaced", 1.0)]
@@ -296,16 +450,31 @@ ALL_STEMS = text_stems(" ".join(SEED_TEXTS.values()))
         ("Which countries were involved in the backchannel talks?", ["backchannel"], ""),
         ("Will France send combat troops to Ukraine?", ["ruled out", "great ally"], ""),
         # "French" is not "France": found elsewhere, so not said to be missing from the documents
-        ("Will France send combat troops to Ukraine?", ["ruled out"],
-         "not in the passages found for this question: France"),
-        ("How many soldiers have died in the war?", ["U.N. reports", "human toll"],
-         "the best-matching sentences give no number of soldiers for this"),
-        ("When did Macron and Trump meet?", ["In a high-stakes meeting", "pivotal moment"],
-         "the best-matching sentences give no date for this"),
-        ("What did the German chancellor say about the meeting?", ["pivotal moment"],
-         "not in the documents: German"),
-        ("What did Macron say about Zelensky?", ["pivotal moment"],
-         "not in the documents: Zelensky"),
+        (
+            "Will France send combat troops to Ukraine?",
+            ["ruled out"],
+            "not in the passages found for this question: France",
+        ),
+        (
+            "How many soldiers have died in the war?",
+            ["U.N. reports", "human toll"],
+            "the best-matching sentences give no number of soldiers for this",
+        ),
+        (
+            "When did Macron and Trump meet?",
+            ["In a high-stakes meeting", "pivotal moment"],
+            "the best-matching sentences give no date for this",
+        ),
+        (
+            "What did the German chancellor say about the meeting?",
+            ["pivotal moment"],
+            "not in the documents: German",
+        ),
+        (
+            "What did Macron say about Zelensky?",
+            ["pivotal moment"],
+            "not in the documents: Zelensky",
+        ),
         ("What is the currency of France?", ["great ally"], "not in the documents: currency"),
         # a word as common as "state" only frames the question: its absence is no reason
         ("What is the state of U.S. aid to Ukraine?", ["counteroffensive stalling"], ""),
@@ -320,10 +489,16 @@ def test_coverage(question, evidence_words, reason):
 
 
 def test_coverage_refuses_evidence_far_from_the_question():
-    cov = coverage(read("How many civilians have died in the war?").asking, [seed("U.N. reports")],
-                   TOLL, 0.1, ALL_STEMS)
+    cov = coverage(
+        read("How many civilians have died in the war?").asking,
+        [seed("U.N. reports")],
+        TOLL,
+        0.1,
+        ALL_STEMS,
+    )
     assert not cov.covered and cov.reason == (
-        "no sentence found is close to this question (best match: cosine 0.10)")
+        "no sentence found is close to this question (best match: cosine 0.10)"
+    )
 
 
 # -- end to end: the pipeline with a scripted model ------------------------------------------
@@ -352,7 +527,7 @@ def test_a_faithful_model_answer_is_shown_checked_and_cites_its_passage(scripted
     gen.enqueue(GOOD)
     (quote, answer), draft = events(pipeline, QUESTION)
     # the model was shown the best sentence as source [1], which its reply cites
-    (system, user), = gen.prompts
+    ((system, user),) = gen.prompts
     assert system == {"role": "system", "content": SYSTEM_PROMPT}
     assert user["content"].startswith(f"Sources:\n[1] {TROOPS}\n")
     assert user["content"].endswith(f"\n\nQuestion: {QUESTION}")
@@ -372,17 +547,25 @@ def test_a_faithful_model_answer_is_shown_checked_and_cites_its_passage(scripted
 @pytest.mark.parametrize(
     "reply,reason",
     [
-        ("Macron has agreed to send French combat troops to Ukraine [1].",
-         "only 86% of its words are in source [1]"),
-        ("While Macron has not ruled out sending French combat troops to Ukraine, he is open to "
-         "deploying a security force to help guarantee stability once a peace deal is reached [1].",
-         "it has a negation that source [1] lacks"),
-        ("While Trump has ruled out sending French combat troops to Ukraine, he is open to "
-         "deploying a security force to help guarantee stability once a peace deal is reached [1].",
-         "names or numbers not in source [1]: Trump"),
-        ("While Macron has ruled out sending 5,000 French combat troops to Ukraine, he is open to "
-         "deploying a security force to help guarantee stability once a peace deal is reached [1].",
-         "names or numbers not in source [1]: 5,000"),
+        (
+            "Macron has agreed to send French combat troops to Ukraine [1].",
+            "only 86% of its words are in source [1]",
+        ),
+        (
+            "While Macron has not ruled out sending French combat troops to Ukraine, he is open to "
+            "deploying a security force to help guarantee stability once a peace deal is reached [1].",
+            "it has a negation that source [1] lacks",
+        ),
+        (
+            "While Trump has ruled out sending French combat troops to Ukraine, he is open to "
+            "deploying a security force to help guarantee stability once a peace deal is reached [1].",
+            "names or numbers not in source [1]: Trump",
+        ),
+        (
+            "While Macron has ruled out sending 5,000 French combat troops to Ukraine, he is open to "
+            "deploying a security force to help guarantee stability once a peace deal is reached [1].",
+            "names or numbers not in source [1]: 5,000",
+        ),
     ],
     ids=["claim", "negation", "speaker", "number"],
 )
@@ -427,8 +610,12 @@ def test_the_model_is_not_asked_what_the_documents_do_not_cover(scripted):
 def test_a_follow_up_shows_the_model_the_earlier_question(scripted):
     pipeline, gen = scripted
     gen.enqueue(GOOD)
-    answer = pipeline.ask("Will he send combat troops to Ukraine?",
-                          history=["What does Macron plan to discuss with Trump?"])
-    assert "\nEarlier question: What does Macron plan to discuss with Trump?\n" in (
-        gen.prompts[0][1]["content"])
+    answer = pipeline.ask(
+        "Will he send combat troops to Ukraine?",
+        history=["What does Macron plan to discuss with Trump?"],
+    )
+    assert (
+        "\nEarlier question: What does Macron plan to discuss with Trump?\n"
+        in (gen.prompts[0][1]["content"])
+    )
     assert answer.mode == "generate" and answer.text == SHOWN, answer.note

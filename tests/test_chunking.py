@@ -39,7 +39,10 @@ def test_headings_are_kept_and_quoted_sentences_split_sensibly():
     assert "Human Toll and Global Repercussions" in headings
     toll = [c for c in chunks if c.heading == "Human Toll and Global Repercussions"]
     sentences = [text[s:e] for c in toll for s, e in c.sentences]
-    assert "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians." in sentences
+    assert (
+        "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians."
+        in sentences
+    )
 
 
 def test_overlap_shares_sentences_between_neighbours():
@@ -90,9 +93,24 @@ def test_offsets_hold_for_any_text(text, size, overlap):
 @given(
     st.lists(
         st.sampled_from(
-            ["Mr. Smith went to Washington.", "He said “yes.”", "U.S. aid stalled.", "\n",
-             "\n\n", "A Heading Line", "# Markdown", "Ça va? Oui!", "3.5 million", " ", "…",
-             "e.g. this", "\u200b", "😀 emoji.", "\r\n", "\t"]
+            [
+                "Mr. Smith went to Washington.",
+                "He said “yes.”",
+                "U.S. aid stalled.",
+                "\n",
+                "\n\n",
+                "A Heading Line",
+                "# Markdown",
+                "Ça va? Oui!",
+                "3.5 million",
+                " ",
+                "…",
+                "e.g. this",
+                "\u200b",
+                "😀 emoji.",
+                "\r\n",
+                "\t",
+            ]
         ),
         max_size=60,
     )

@@ -15,8 +15,13 @@ pytestmark = pytest.mark.slow
 def rag(*args, stdin=None, env=None, index_dir):
     full_env = {**os.environ, "RAG_INDEX_DIR": str(index_dir), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True,
-        cwd=ROOT, env=full_env, timeout=600,
+        [sys.executable, "-m", "rag", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=600,
     )
 
 
@@ -35,7 +40,9 @@ def test_index_twice_does_nothing_the_second_time(cli_index):
 
 
 def test_ask_json_reads_many_questions_from_stdin(cli_index):
-    questions = "How many Ukrainians have been displaced?\nWhat is the capital of Australia?\n\n   \n"
+    questions = (
+        "How many Ukrainians have been displaced?\nWhat is the capital of Australia?\n\n   \n"
+    )
     r = rag("ask", "--json", "-", stdin=questions, index_dir=cli_index)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
@@ -50,8 +57,18 @@ def test_ask_json_reads_many_questions_from_stdin(cli_index):
 
 
 def test_ask_prints_the_answer_and_its_numbered_sources(cli_index):
-    r = rag("ask", "--mode", "extractive", "Which", "countries", "joined", "the", "backchannel",
-            "talks?", index_dir=cli_index)
+    r = rag(
+        "ask",
+        "--mode",
+        "extractive",
+        "Which",
+        "countries",
+        "joined",
+        "the",
+        "backchannel",
+        "talks?",
+        index_dir=cli_index,
+    )
     assert r.returncode == 0, r.stderr
     assert "Turkey and Saudi Arabia" in r.stdout
     assert "[1] Trump and Macron Split" in r.stdout
@@ -62,9 +79,21 @@ def test_ask_prints_the_answer_and_its_numbered_sources(cli_index):
     [
         (["ask", "   "], {}, "error: the question is empty"),
         (["ask", "x" * 50_000], {}, "error: the question is 50,000 characters long"),
-        (["ask", "What did Macron say about China?"], {"RAG_GGUF": "/nonexistent/model.gguf"}, "error: no GGUF file at /nonexistent/model.gguf"),
-        (["ask", "What did Macron say about China?"], {"RAG_EMBED_MODEL": "/nonexistent/minilm"}, "error: no sentence-transformers model at /nonexistent/minilm"),
-        (["index", "/nonexistent/folder"], {}, "error: /nonexistent/folder: no such file or folder"),
+        (
+            ["ask", "What did Macron say about China?"],
+            {"RAG_GGUF": "/nonexistent/model.gguf"},
+            "error: no GGUF file at /nonexistent/model.gguf",
+        ),
+        (
+            ["ask", "What did Macron say about China?"],
+            {"RAG_EMBED_MODEL": "/nonexistent/minilm"},
+            "error: no sentence-transformers model at /nonexistent/minilm",
+        ),
+        (
+            ["index", "/nonexistent/folder"],
+            {},
+            "error: /nonexistent/folder: no such file or folder",
+        ),
     ],
     ids=["blank", "huge", "missing-gguf", "missing-embedder", "missing-folder"],
 )
@@ -104,7 +133,12 @@ def test_a_reader_that_stops_early_gets_no_traceback(cli_index):
     r = subprocess.run(
         f"{sys.executable} -m rag ask --mode extractive 'How many Ukrainians have been displaced?'"
         " | head -1",
-        shell=True, capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=600,
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=600,
     )
     assert r.returncode == 0 and "14 million" in r.stdout
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
@@ -114,10 +148,16 @@ def test_file_names_cannot_forge_lines_or_drive_the_terminal(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "evil\nname\x1b[31m.txt").write_text(
-        "The lighthouse keeper counted 42 ships in the harbour on Monday.\n", encoding="utf-8")
+        "The lighthouse keeper counted 42 ships in the harbour on Monday.\n", encoding="utf-8"
+    )
     index_dir = tmp_path / "index"
     assert rag("index", str(docs), index_dir=index_dir).returncode == 0
-    r = rag("ask", "--mode", "extractive", "How many ships did the lighthouse keeper count?",
-            index_dir=index_dir)
+    r = rag(
+        "ask",
+        "--mode",
+        "extractive",
+        "How many ships did the lighthouse keeper count?",
+        index_dir=index_dir,
+    )
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout and "evil\\nname\\x1b[31m.txt" in r.stdout

@@ -12,8 +12,11 @@ import pytest
 import rag
 
 # __main__ runs the CLI when imported
-MODULES = ["rag"] + [m.name for m in pkgutil.walk_packages(rag.__path__, "rag.")
-                     if m.name != "rag.__main__"] + ["tests.scripted"]
+MODULES = (
+    ["rag"]
+    + [m.name for m in pkgutil.walk_packages(rag.__path__, "rag.") if m.name != "rag.__main__"]
+    + ["tests.scripted"]
+)
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -25,6 +28,13 @@ def test_docstring_examples_hold(name):
 
 def test_the_examples_are_found():
     """A module that moves or a runner that finds nothing would pass the test above vacuously."""
-    found = {name: doctest.testmod(importlib.import_module(name), report=False).attempted
-             for name in ("rag.answering.query", "rag.reading.sentences", "rag.reading.terms", "rag.settings")}
+    found = {
+        name: doctest.testmod(importlib.import_module(name), report=False).attempted
+        for name in (
+            "rag.answering.query",
+            "rag.reading.sentences",
+            "rag.reading.terms",
+            "rag.settings",
+        )
+    }
     assert all(found.values()), found

@@ -129,16 +129,19 @@ def test_int8_falls_back_to_float32_without_a_model_card_to_calibrate_on(tmp_pat
     assert "README.md" in caplog.text
 
 
-@pytest.mark.parametrize("flags,cap,int8", [
-    ({"avx2", "avx512f", "avx512_vnni"}, "", True),  # a server with AVX-512 VNNI
-    ({"avx2", "avx_vnni"}, "", True),  # a laptop with AVX-VNNI
-    ({"avx2", "amx_int8", "avx512f"}, "", True),
-    ({"avx2", "fma"}, "", False),  # AVX2 alone: int8 is slower than float there
-    ({"avx2", "avx512f"}, "", False),  # AVX-512 without VNNI
-    ({"avx2", "avx512f", "avx512_vnni"}, "AVX2", False),  # capped as an AVX2 laptop
-    ({"avx2", "avx512f", "avx512_vnni"}, "avx512_core_vnni", True),
-    (set(), "", False),  # no /proc/cpuinfo (macOS): float, which is right everywhere
-])
+@pytest.mark.parametrize(
+    "flags,cap,int8",
+    [
+        ({"avx2", "avx512f", "avx512_vnni"}, "", True),  # a server with AVX-512 VNNI
+        ({"avx2", "avx_vnni"}, "", True),  # a laptop with AVX-VNNI
+        ({"avx2", "amx_int8", "avx512f"}, "", True),
+        ({"avx2", "fma"}, "", False),  # AVX2 alone: int8 is slower than float there
+        ({"avx2", "avx512f"}, "", False),  # AVX-512 without VNNI
+        ({"avx2", "avx512f", "avx512_vnni"}, "AVX2", False),  # capped as an AVX2 laptop
+        ({"avx2", "avx512f", "avx512_vnni"}, "avx512_core_vnni", True),
+        (set(), "", False),  # no /proc/cpuinfo (macOS): float, which is right everywhere
+    ],
+)
 def test_int8_is_the_default_only_where_the_cpu_has_int8_dot_products(flags, cap, int8):
     from rag.indexing.cpu import int8_dot_products
 

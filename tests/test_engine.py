@@ -11,27 +11,57 @@ pytestmark = pytest.mark.slow
 
 # question, facts the answer must contain (any of each group), a sentence a citation must quote
 CASES = [
-    ("How many civilians have died in the war?", [["10,000"]],
-     "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians."),
-    ("How many Ukrainians have been displaced?", [["14 million"]],
-     "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians."),
-    ("Which countries were involved in the backchannel talks?", [["Turkey"], ["Saudi Arabia"]],
-     "Sources say both leaders explored backchannel talks involving Turkey and Saudi Arabia."),
-    ("Will France send combat troops to Ukraine?", [["ruled out", "security force"]],
-     "While Macron has ruled out sending French combat troops to Ukraine, he is open to deploying a security force to help guarantee stability once a peace deal is reached."),
-    ("What did Trump say would happen if he were back in the Oval Office?", [["day one"]],
-     "Trump added, “This war ends on day one if I’m back in the Oval Office.”"),
-    ("Why does Macron think weakness on Russia matters for China?", [["China"]],
-     "He will argue that if the U.S. appears weak in confronting Putin, it could set a precedent that emboldens China in its own territorial ambitions."),
-    ("Who does Trump's rhetoric resonate with?", [["Orbán", "Hungary"]],
-     "Trump’s transactional rhetoric resonates with Hungary’s Viktor Orbán, who opposes EU sanctions."),
-    ("What does Macron say about Russia as a guarantor of peace?", [["credible guarantor"]],
-     "Macron stressed that Russia “cannot be a credible guarantor of peace” after its 22-month invasion of Ukraine."),
-    ("What did Trump call France?", [["great ally"]],
-     "Macron praised Trump’s “pragmatism,” while the former president called France “a great ally.”"),
+    (
+        "How many civilians have died in the war?",
+        [["10,000"]],
+        "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians.",
+    ),
+    (
+        "How many Ukrainians have been displaced?",
+        [["14 million"]],
+        "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians.",
+    ),
+    (
+        "Which countries were involved in the backchannel talks?",
+        [["Turkey"], ["Saudi Arabia"]],
+        "Sources say both leaders explored backchannel talks involving Turkey and Saudi Arabia.",
+    ),
+    (
+        "Will France send combat troops to Ukraine?",
+        [["ruled out", "security force"]],
+        "While Macron has ruled out sending French combat troops to Ukraine, he is open to deploying a security force to help guarantee stability once a peace deal is reached.",
+    ),
+    (
+        "What did Trump say would happen if he were back in the Oval Office?",
+        [["day one"]],
+        "Trump added, “This war ends on day one if I’m back in the Oval Office.”",
+    ),
+    (
+        "Why does Macron think weakness on Russia matters for China?",
+        [["China"]],
+        "He will argue that if the U.S. appears weak in confronting Putin, it could set a precedent that emboldens China in its own territorial ambitions.",
+    ),
+    (
+        "Who does Trump's rhetoric resonate with?",
+        [["Orbán", "Hungary"]],
+        "Trump’s transactional rhetoric resonates with Hungary’s Viktor Orbán, who opposes EU sanctions.",
+    ),
+    (
+        "What does Macron say about Russia as a guarantor of peace?",
+        [["credible guarantor"]],
+        "Macron stressed that Russia “cannot be a credible guarantor of peace” after its 22-month invasion of Ukraine.",
+    ),
+    (
+        "What did Trump call France?",
+        [["great ally"]],
+        "Macron praised Trump’s “pragmatism,” while the former president called France “a great ally.”",
+    ),
     ("Where will Macron meet Trump?", [["Washington"]], None),
-    ("What did the UN report?", [["10,000"]],
-     "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians."),
+    (
+        "What did the UN report?",
+        [["10,000"]],
+        "U.N. reports estimate over 10,000 civilian deaths and 14 million displaced Ukrainians.",
+    ),
 ]
 
 
@@ -119,8 +149,10 @@ def test_stream_yields_the_checked_quote_first_then_the_rewrite_then_the_final_a
 
 
 def test_quotes_and_abstentions_are_final_at_once(pipeline):
-    for question, mode in [("How many Ukrainians have been displaced?", "extractive"),
-                           ("Who won the World Cup?", None)]:
+    for question, mode in [
+        ("How many Ukrainians have been displaced?", "extractive"),
+        ("Who won the World Cup?", None),
+    ]:
         events = list(pipeline.stream(question, mode=mode) if mode else pipeline.stream(question))
         assert len(events) == 1 and events[0].final
 
@@ -134,11 +166,23 @@ def test_extractive_mode_needs_no_llm(pipeline):
 def test_json_contract(pipeline):
     data = pipeline.ask("Which countries were involved in the backchannel talks?").to_json()
     assert set(data) >= {
-        "question", "answer", "abstained", "mode", "citations", "timings", "confidence",
-        "outcome", "why", "note"
+        "question",
+        "answer",
+        "abstained",
+        "mode",
+        "citations",
+        "timings",
+        "confidence",
+        "outcome",
+        "why",
+        "note",
     }
     assert set(data["timings"]) == {
-        "retrieve_ms", "first_answer_ms", "reader_ms", "generate_ms", "total_ms"
+        "retrieve_ms",
+        "first_answer_ms",
+        "reader_ms",
+        "generate_ms",
+        "total_ms",
     }
     assert 0.0 <= data["confidence"] <= 1.0
     for c in data["citations"]:
@@ -146,19 +190,24 @@ def test_json_contract(pipeline):
         assert file_text(c["source"])[c["start"] : c["end"]] == c["quote"]
 
 
-@pytest.mark.parametrize("question,message", [
-    ("", "the question is empty"),
-    ("   \n\t ", "the question is empty"),
-    ("x" * 50_000, "50,000 characters long"),
-    ("?!", "no words to search for"),
-])
+@pytest.mark.parametrize(
+    "question,message",
+    [
+        ("", "the question is empty"),
+        ("   \n\t ", "the question is empty"),
+        ("x" * 50_000, "50,000 characters long"),
+        ("?!", "no words to search for"),
+    ],
+)
 def test_bad_questions_get_one_clear_line(pipeline, question, message):
     with pytest.raises(InputError, match=message) as err:
         pipeline.ask(question)
     assert "\n" not in str(err.value)
 
 
-def test_an_injected_instruction_in_a_document_cannot_make_the_engine_lie(tmp_path, embedder, generator):
+def test_an_injected_instruction_in_a_document_cannot_make_the_engine_lie(
+    tmp_path, embedder, generator
+):
     from rag import Pipeline, Settings, update
 
     docs = tmp_path / "docs"
@@ -180,8 +229,9 @@ def test_a_prompt_over_the_models_context_is_fitted_not_crashed(pipeline):
     any source is, and a question that cannot fit at all is answered by the checked quote."""
     s = pipeline.settings
     r = pipeline.retrieve(read("How many Ukrainians have been displaced?"), s)
-    fitted = pipeline.fit_prompt(read("How many Ukrainians have been displaced?", ["😀" * 2000]),
-                                 r.evidence, s)
+    fitted = pipeline.fit_prompt(
+        read("How many Ukrainians have been displaced?", ["😀" * 2000]), r.evidence, s
+    )
     assert fitted is not None
     messages, evidence = fitted
     assert evidence == r.evidence and "Earlier question" not in messages[-1]["content"]

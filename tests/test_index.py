@@ -49,7 +49,10 @@ def test_manifest_describes_the_index(seed_settings):
     assert m["format"] == "rag-index" and m["version"] == 2
     assert m["embedding"] == {"model": default_embedder_name(), "dim": 384}  # backend too
     assert m["chunker"] == {"size": 600, "overlap": 1, "reading": READING}
-    assert set(m["documents"]) == {"macron-to-press-trump-on-putin", "trump-macron-split-on-trusting-putin"}
+    assert set(m["documents"]) == {
+        "macron-to-press-trump-on-putin",
+        "trump-macron-split-on-trusting-putin",
+    }
     for doc in m["documents"].values():
         assert len(doc["sha256"]) == 64 and doc["chunks"] > 0
     assert set(m["checksums"]) == set(m["files"].values())
@@ -64,7 +67,10 @@ def test_chunks_point_into_their_source_files(seed_index):
 def test_reindexing_is_incremental(tmp_path, embedder, docs_copy):
     s = _settings(tmp_path)
     _, r = update(s, embedder, [docs_copy])
-    assert sorted(r.added) == ["macron-to-press-trump-on-putin", "trump-macron-split-on-trusting-putin"]
+    assert sorted(r.added) == [
+        "macron-to-press-trump-on-putin",
+        "trump-macron-split-on-trusting-putin",
+    ]
     gen = json.loads((Path(s.index_dir) / "manifest.json").read_text())["generation"]
 
     _, r = update(s, embedder, [docs_copy])
@@ -72,9 +78,16 @@ def test_reindexing_is_incremental(tmp_path, embedder, docs_copy):
     assert json.loads((Path(s.index_dir) / "manifest.json").read_text())["generation"] == gen
 
     path = docs_copy / "macron-to-press-trump-on-putin.txt"
-    path.write_text(path.read_text(encoding="utf-8") + "\nMacron also praised the croissants.\n", encoding="utf-8")
-    (docs_copy / "copy.txt").write_bytes((docs_copy / "trump-macron-split-on-trusting-putin.txt").read_bytes())
-    (docs_copy / "new.md").write_text("# Note\n\nThe summit lasted three hours.\n", encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\nMacron also praised the croissants.\n",
+        encoding="utf-8",
+    )
+    (docs_copy / "copy.txt").write_bytes(
+        (docs_copy / "trump-macron-split-on-trusting-putin.txt").read_bytes()
+    )
+    (docs_copy / "new.md").write_text(
+        "# Note\n\nThe summit lasted three hours.\n", encoding="utf-8"
+    )
     index, r = update(s, embedder, [docs_copy])
     assert r.updated == ["macron-to-press-trump-on-putin"]
     assert r.added == ["new"] and r.duplicates == ["copy"]
@@ -127,7 +140,9 @@ def test_missing_and_damaged_indexes_name_the_fix(tmp_path, embedder, docs_copy)
     data = bytearray(vec.read_bytes())
     data[len(data) // 2] ^= 0xFF
     vec.write_bytes(bytes(data))
-    with pytest.raises(IndexCorrupt, match=r"checksum.*run `rag index --rebuild --index-dir .*docs/$"):
+    with pytest.raises(
+        IndexCorrupt, match=r"checksum.*run `rag index --rebuild --index-dir .*docs/$"
+    ):
         load_index(s, embedder)
     vec.write_bytes(bytes(data[:100]))
     with pytest.raises(IndexCorrupt):
@@ -192,7 +207,9 @@ def test_removing_a_document(tmp_path, embedder, docs_copy):
     update(s, embedder, [docs_copy])
     index = remove_document(s, embedder, "macron-to-press-trump-on-putin")
     assert set(index.docs) == {"trump-macron-split-on-trusting-putin"}
-    assert {c.doc_id for c in load_index(s, embedder).chunks} == {"trump-macron-split-on-trusting-putin"}
+    assert {c.doc_id for c in load_index(s, embedder).chunks} == {
+        "trump-macron-split-on-trusting-putin"
+    }
     with pytest.raises(InputError, match="no document"):
         remove_document(s, embedder, "nope")
 
@@ -258,7 +275,8 @@ def test_a_huge_paragraph_is_split_quickly_and_exactly():
 
 
 def test_sentences_are_embedded_once_at_index_time_and_survive_save_and_load(
-        seed_settings, seed_index, embedder, tmp_path):
+    seed_settings, seed_index, embedder, tmp_path
+):
     rows = sentence_rows(seed_index.chunks)
     assert seed_index.sentence_vectors.shape == (len(rows), embedder.dim)
     doc_id, start, end = rows[5]
@@ -300,12 +318,15 @@ def test_a_question_embeds_only_itself(seed_settings, seed_index, embedder):
 
 
 def test_an_index_of_the_previous_format_is_read_then_upgraded_keeping_every_document(
-        tmp_path, embedder, docs_copy):
+    tmp_path, embedder, docs_copy
+):
     s = _settings(tmp_path)
     update(s, embedder, [docs_copy])
     other = tmp_path / "notes"
     other.mkdir()
-    (other / "note.txt").write_text("The boiler was serviced on 3 March by Ana.\n", encoding="utf-8")
+    (other / "note.txt").write_text(
+        "The boiler was serviced on 3 March by Ana.\n", encoding="utf-8"
+    )
     update(s, embedder, [other])
     folder = Path(s.index_dir)
     m = json.loads((folder / "manifest.json").read_text())
@@ -323,7 +344,10 @@ def test_an_index_of_the_previous_format_is_read_then_upgraded_keeping_every_doc
 def test_two_folders_with_a_file_of_the_same_name_keep_both(tmp_path, embedder):
     """notes.md in two folders, indexed in one run (as a rebuild of several folders is):
     two documents, each chunk cut from its own text."""
-    for folder, fact in (("home", "The tomatoes went in on May 4."), ("work", "The release moved to June 9.")):
+    for folder, fact in (
+        ("home", "The tomatoes went in on May 4."),
+        ("work", "The release moved to June 9."),
+    ):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "notes.md").write_text(f"# Notes\n\n{fact}\n", encoding="utf-8")
     s = _settings(tmp_path)
@@ -346,13 +370,16 @@ def _pdf_pages(text: str, pages: int) -> bytes:
         b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids.encode(), pages),
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ] + [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
-         b"/Resources << /Font << /F1 4 0 R >> >> >>"] * pages
+    ] + [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+        b"/Resources << /Font << /F1 4 0 R >> >> >>"
+    ] * pages
     return _pdf(objs)
 
 
 def test_a_huge_file_or_an_expanding_pdf_is_one_line_and_leaves_the_index_untouched(
-        tmp_path, embedder, docs_copy):
+    tmp_path, embedder, docs_copy
+):
     s = _settings(tmp_path, max_file_chars=50_000)
     update(s, embedder, [docs_copy])
     before = (Path(s.index_dir) / "manifest.json").read_bytes()

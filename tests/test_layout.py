@@ -21,8 +21,13 @@ ALLOWED = {
     "indexing": {"rag.reading", "rag.indexing"},
     "llm": {"rag.llm", "rag.reading.terms"},
     # models through their narrow doors: the Generator and Reader interfaces, never a backend
-    "answering": {"rag.answering", "rag.indexing", "rag.reading", "rag.llm.generate",
-                  "rag.llm.reader"},
+    "answering": {
+        "rag.answering",
+        "rag.indexing",
+        "rag.reading",
+        "rag.llm.generate",
+        "rag.llm.reader",
+    },
 }
 STAGES = sorted(ALLOWED)
 
@@ -63,19 +68,27 @@ def test_imports_run_one_way(stage):
     wrong = []
     for path in sorted((RAG / stage).glob("*.py")):
         for name in imported(path):
-            if name.startswith("rag") and name != "rag" and not _within(
-                    name, ALLOWED[stage] | VOCABULARY):
+            if (
+                name.startswith("rag")
+                and name != "rag"
+                and not _within(name, ALLOWED[stage] | VOCABULARY)
+            ):
                 wrong.append(f"{path.relative_to(RAG.parent)} imports {name}")
     assert not wrong, "\n".join(wrong)
 
 
 def test_nothing_in_rag_imports_the_benchmark_or_the_ui():
-    wrong = [f"{p.relative_to(RAG.parent)} imports {n}" for p in sorted(RAG.rglob("*.py"))
-             for n in imported(p) if n.split(".")[0] in ("bench", "ui", "gradio")]
+    wrong = [
+        f"{p.relative_to(RAG.parent)} imports {n}"
+        for p in sorted(RAG.rglob("*.py"))
+        for n in imported(p)
+        if n.split(".")[0] in ("bench", "ui", "gradio")
+    ]
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_vocabulary_imports_no_stage():
     for name in ("types", "errors", "settings"):
-        assert not {n for n in imported(RAG / f"{name}.py") if _within(
-            n, {f"rag.{s}" for s in STAGES})}, name
+        assert not {
+            n for n in imported(RAG / f"{name}.py") if _within(n, {f"rag.{s}" for s in STAGES})
+        }, name

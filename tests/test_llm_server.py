@@ -205,7 +205,15 @@ def test_rag_ask_with_a_dead_llm_url_is_one_line_and_exit_1(seed_settings):
     env = {**os.environ, "RAG_INDEX_DIR": seed_settings.index_dir, "HF_HUB_OFFLINE": "1"}
     r = subprocess.run(
         # a question the articles answer plainly, so the answer goes to the model to be written
-        [sys.executable, "-m", "rag", "ask", "--llm-url", url, "How many Ukrainians have been displaced?"],
+        [
+            sys.executable,
+            "-m",
+            "rag",
+            "ask",
+            "--llm-url",
+            url,
+            "How many Ukrainians have been displaced?",
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -247,7 +255,9 @@ class ScriptedServer:
                 n = len(server.bodies)
                 server.times.append(time.monotonic())
                 server.headers.append(dict(self.headers))
-                server.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                server.bodies.append(
+                    json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                )
                 server.answer(self, script[min(n, len(script) - 1)])
 
             def log_message(self, *args):
@@ -262,9 +272,11 @@ class ScriptedServer:
         if what == "stall":
             self.stop.wait(30)
             return
-        body = {200: STREAM, "cut": b"".join(EVENTS[:3]), "page": b"<html><body>Hello</body></html>"}.get(
-            what, json.dumps({"error": {"message": f"scripted\n{what}"}}).encode()
-        )
+        body = {
+            200: STREAM,
+            "cut": b"".join(EVENTS[:3]),
+            "page": b"<html><body>Hello</body></html>",
+        }.get(what, json.dumps({"error": {"message": f"scripted\n{what}"}}).encode())
         h.send_response(what if isinstance(what, int) else 200)
         h.send_header("Content-Type", "text/html" if what == "page" else "text/event-stream")
         h.send_header("Content-Length", str(len(STREAM) if what == "cut" else len(body)))
@@ -326,8 +338,13 @@ def test_the_model_name_and_api_key_from_settings_reach_the_server(scripted):
     from rag.loader import make_generator
 
     server = scripted(200)
-    settings = Settings.load(env={"RAG_LLM_URL": server.url, "RAG_LLM_MODEL": "qwen2.5:3b",
-                                  "RAG_LLM_KEY": "sk-local-123"})
+    settings = Settings.load(
+        env={
+            "RAG_LLM_URL": server.url,
+            "RAG_LLM_MODEL": "qwen2.5:3b",
+            "RAG_LLM_KEY": "sk-local-123",
+        }
+    )
     assert "sk-local-123" not in repr(settings)
     pieces, err = drain(make_generator(settings))
     assert err is None and pieces == ["Hel", "lo"]
@@ -335,8 +352,13 @@ def test_the_model_name_and_api_key_from_settings_reach_the_server(scripted):
     assert server.headers[0]["Authorization"] == "Bearer sk-local-123"
 
 
-@pytest.mark.parametrize("key,says", [("", "it asks for an API key: set RAG_LLM_KEY"),
-                                      ("401", "it refused the API key given (RAG_LLM_KEY")])
+@pytest.mark.parametrize(
+    "key,says",
+    [
+        ("", "it asks for an API key: set RAG_LLM_KEY"),
+        ("401", "it refused the API key given (RAG_LLM_KEY"),
+    ],
+)
 def test_a_refused_key_says_which_setting_to_fix_and_never_shows_it(scripted, key, says):
     """The scripted server's error text is "scripted 401": a key of "401" is echoed back in
     it, as some proxies echo the key they refuse, and must not reach the message."""

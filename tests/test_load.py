@@ -22,8 +22,9 @@ def test_concurrent_clients_each_get_their_own_answer(tmp_path, seed_settings, e
     load = _load_script()
     service = make_service(tmp_path, seed_settings, embedder, generator)
     with running(service) as url:
-        result = load.run(url, clients=6, per_client=2, rounds=3, pid=os.getpid(),
-                          mode="extractive", timeout=300)
+        result = load.run(
+            url, clients=6, per_client=2, rounds=3, pid=os.getpid(), mode="extractive", timeout=300
+        )
     assert result["errors"] == [] and result["mixed_up"] == []
     assert result["answered"] == result["asked"] == 36
     first, *_, last = result["server_rss_mb_by_round"][1:]

@@ -177,8 +177,13 @@ def test_the_served_ui_works_with_no_network_and_tries_none(no_network, tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env["RAG_INDEX_DIR"] = str(tmp_path / "index")
     log = tmp_path / "net.log"
-    r = run_offline(no_network, [sys.executable, "-c", _SERVE_AND_ASK, str(free_port())], log,
-                    env=env, timeout=900)
+    r = run_offline(
+        no_network,
+        [sys.executable, "-c", _SERVE_AND_ASK, str(free_port())],
+        log,
+        env=env,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert network_attempts(log) == [], "the served UI tried the network:\n" + "\n".join(
         network_attempts(log)

@@ -57,13 +57,18 @@ def test_each_outcome_follows_the_cuts(p_yes):
 
 
 def test_more_yes_from_the_reader_never_lowers_the_confidence_in_the_answer():
-    conf = [MODELS["reader"].confidence(Signals((p,), (1.0,), 0, 0.6, ""))
-            for p in (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)]
+    conf = [
+        MODELS["reader"].confidence(Signals((p,), (1.0,), 0, 0.6, ""))
+        for p in (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
+    ]
     assert conf == sorted(conf)
 
 
-UNSURE_QUESTIONS = (QUESTION, "What did Trump call France?",
-                    "What is the state of U.S. aid to Ukraine?")
+UNSURE_QUESTIONS = (
+    QUESTION,
+    "What did Trump call France?",
+    "What is the state of U.S. aid to Ukraine?",
+)
 
 
 def _unsure(engine):
@@ -84,8 +89,12 @@ def test_an_unsure_reader_shows_the_passage_marked_not_sure(engine):
 
 
 def test_every_line_of_the_json_has_a_confidence_an_outcome_and_a_plain_reason(engine):
-    questions = [QUESTION, "Who won the World Cup?", "What happened?",
-                 "What did Trump call France?"]
+    questions = [
+        QUESTION,
+        "Who won the World Cup?",
+        "What happened?",
+        "What did Trump call France?",
+    ]
     for reader in (None, Scripted({"14 million": 0.97}), Scripted(rest=0.01)):
         for generator in (None, ScriptedGenerator("Macron called France a great ally [1].")):
             pipeline = engine(reader, generator)
@@ -104,8 +113,11 @@ def test_every_line_of_the_json_has_a_confidence_an_outcome_and_a_plain_reason(e
 
 def test_a_rewrite_carries_the_grade_of_the_passage_it_is_held_to(engine):
     gen = ScriptedGenerator("U.N. reports estimate 14 million displaced Ukrainians [1].")
-    answers = [e for e in engine(Scripted({"14 million": 0.97}), gen).stream(QUESTION)
-               if not isinstance(e, str)]
+    answers = [
+        e
+        for e in engine(Scripted({"14 million": 0.97}), gen).stream(QUESTION)
+        if not isinstance(e, str)
+    ]
     final = answers[-1]
     assert final.mode == "generate" and final.outcome == "answer"
     assert final.confidence == answers[-2].confidence and final.confidence is not None
@@ -114,8 +126,11 @@ def test_a_rewrite_carries_the_grade_of_the_passage_it_is_held_to(engine):
 
 def test_a_writer_that_declines_what_the_reader_accepted_does_not_contradict_it(engine):
     gen = ScriptedGenerator("The documents don't say.")
-    answers = [e for e in engine(Scripted({"14 million": 0.97}), gen).stream(QUESTION)
-               if not isinstance(e, str)]
+    answers = [
+        e
+        for e in engine(Scripted({"14 million": 0.97}), gen).stream(QUESTION)
+        if not isinstance(e, str)
+    ]
     judged, final = answers[-2], answers[-1]
     assert final.text == judged.text and final.outcome == "answer"
     assert final.confidence == judged.confidence and final.why == WHY_READER_ANSWER

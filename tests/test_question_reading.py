@@ -50,8 +50,10 @@ def test_english_questions_are_read_as_english(question):
 
 
 def test_a_passing_mention_does_not_refuse_a_long_question(pipeline):
-    question = ("My colleague Priya brought this up over lunch on Tuesday and I forgot the "
-                "details. Will France send combat troops to Ukraine?")
+    question = (
+        "My colleague Priya brought this up over lunch on Tuesday and I forgot the "
+        "details. Will France send combat troops to Ukraine?"
+    )
     answer = pipeline.ask(question, mode="extractive")
     assert not answer.abstained, answer.note
     assert TROOPS in answer.text
@@ -64,8 +66,10 @@ def test_a_passing_mention_does_not_refuse_a_long_question(pipeline):
     "question,absent",
     [
         # the absent name is what the asking sentence is about
-        ("I was reading about the summit over lunch. What did Priya say about the troops?",
-         "Priya"),
+        (
+            "I was reading about the summit over lunch. What did Priya say about the troops?",
+            "Priya",
+        ),
         # a context sentence the question points back to is part of the ask
         ("My colleague mentioned Kazakhstan. What did Macron say about it?", "Kazakhstan"),
         ("Will France send combat troops to Kazakhstan?", "Kazakhstan"),
@@ -87,7 +91,10 @@ def test_a_one_letter_name_is_something_to_look_up(pipeline):
     from rag.reading.terms import content_stems
 
     assert content_stems("What is R?") == {"r"} and content_stems("And what is K?") == {"k"}
-    assert content_stems("Can I use A or 5?") == {"use", "5"}  # the pronoun and the article name nothing
+    assert content_stems("Can I use A or 5?") == {
+        "use",
+        "5",
+    }  # the pronoun and the article name nothing
     # the articles never mention R: the question is looked up, not told it names nothing
     answer = pipeline.ask("What is R?", mode="extractive")
     assert answer.outcome != "answer" and "names nothing" not in answer.text + answer.why
@@ -97,9 +104,15 @@ def test_a_one_letter_name_is_something_to_look_up(pipeline):
 
 def test_the_asking_part_is_the_sentence_that_asks():
     assert asking_part("I saw Priya on Tuesday. Where will the leaders meet?") == (
-        "Where will the leaders meet?")
-    assert asking_part("Where will the leaders meet (Priya asked)?") == "Where will the leaders meet?"
-    assert asking_part("Priya asked me. Where did they meet?") == "Priya asked me. Where did they meet?"
+        "Where will the leaders meet?"
+    )
+    assert (
+        asking_part("Where will the leaders meet (Priya asked)?") == "Where will the leaders meet?"
+    )
+    assert (
+        asking_part("Priya asked me. Where did they meet?")
+        == "Priya asked me. Where did they meet?"
+    )
     assert asking_part("Where will the leaders meet?") == "Where will the leaders meet?"
 
 
@@ -112,7 +125,8 @@ def test_the_stopwords_are_nltks_without_contractions_plus_words_that_name_nothi
     assert set(nltk) - pieces <= STOPWORDS and not pieces & STOPWORDS
     assert STOPWORDS - set(nltk) == set(
         "also could either else ever let many might much must neither one ones ought per shall "
-        "still upon us whose would yet".split())
+        "still upon us whose would yet".split()
+    )
 
 
 @pytest.mark.parametrize(
@@ -133,14 +147,13 @@ def test_the_stopwords_are_nltks_without_contractions_plus_words_that_name_nothi
     ],
 )
 def test_may_and_march_give_a_date_only_as_months(sentence, dated):
-    """"When did it start?" is abstained on unless a sentence found gives a date; the verb
+    """ "When did it start?" is abstained on unless a sentence found gives a date; the verb
     "may" once counted as the month and let an unrelated sentence answer it."""
     from rag.answering.query import read
 
     wanted = read("When did the war start?").asking.answer_type
     assert wanted.kind == "date"
     assert wanted.satisfied_by(sentence) is dated
-
 
 
 @pytest.mark.parametrize(

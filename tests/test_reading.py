@@ -11,8 +11,13 @@ from rag.reading.ingest import load_document
 from rag.reading.sentences import split_sentences
 
 DATA = Path(__file__).parent / "data"
-FILES = ["Apache-2.0.txt", "pip-authentication.md", "venv.rst", "venv.html",
-         "shared-mime-info-spec.pdf"]
+FILES = [
+    "Apache-2.0.txt",
+    "pip-authentication.md",
+    "venv.rst",
+    "venv.html",
+    "shared-mime-info-spec.pdf",
+]
 
 
 def read(name: str) -> tuple[str, list[str], list[str]]:
@@ -37,10 +42,14 @@ def test_offsets_are_exact_in_every_kind_of_file(name):
 
 def test_hard_wrapped_license_reads_whole_sentences_and_lettered_items():
     text, sentences, headings = read("Apache-2.0.txt")
-    assert ('"License" shall mean the terms and conditions for use, reproduction, and '
-            "distribution as defined by Sections 1 through 9 of this document.") in sentences
-    assert ("(b) You must cause any modified files to carry prominent notices stating that You "
-            "changed the files; and") in sentences
+    assert (
+        '"License" shall mean the terms and conditions for use, reproduction, and '
+        "distribution as defined by Sections 1 through 9 of this document."
+    ) in sentences
+    assert (
+        "(b) You must cause any modified files to carry prominent notices stating that You "
+        "changed the files; and"
+    ) in sentences
     assert "1. Definitions." in headings
     # the quote a user is shown spans the file's line breaks, exactly
     start = text.index('"Licensor" shall mean')
@@ -53,13 +62,20 @@ def test_hard_wrapped_license_reads_whole_sentences_and_lettered_items():
 
 def test_hard_wrapped_markdown_keeps_headings_and_sentences_apart():
     _, sentences, headings = read("pip-authentication.md")
-    assert headings[:3] == ["Authentication", "Basic HTTP authentication",
-                            "Percent-encoding special characters"]
-    assert ("If the user or password part of your login credentials contain any of these "
-            "[special characters][reserved-chars], then they must be percent-encoded.") in sentences
+    assert headings[:3] == [
+        "Authentication",
+        "Basic HTTP authentication",
+        "Percent-encoding special characters",
+    ]
+    assert (
+        "If the user or password part of your login credentials contain any of these "
+        "[special characters][reserved-chars], then they must be percent-encoded."
+    ) in sentences
     # a note inside a MyST directive fence is prose, read across its line breaks
-    assert ("As mentioned in the [standard library documentation for netrc][netrc-std-lib], "
-            "only ASCII characters are allowed in `.netrc` files.") in sentences
+    assert (
+        "As mentioned in the [standard library documentation for netrc][netrc-std-lib], "
+        "only ASCII characters are allowed in `.netrc` files."
+    ) in sentences
     # a wrapped line is never a heading: every heading here is one a "#" marks
     text = load_document(DATA / "pip-authentication.md").text
     assert all(text[s.start] == "#" for s in split_sentences(text) if s.heading)
@@ -67,10 +83,15 @@ def test_hard_wrapped_markdown_keeps_headings_and_sentences_apart():
 
 def test_restructuredtext_underlines_make_headings_and_literal_blocks_stay_apart():
     _, sentences, headings = read("venv.rst")
-    assert headings[:3] == ["Virtual Environments and Packages", "Introduction",
-                            "Creating Virtual Environments"]
-    assert ("If application B requires a library be upgraded to version 3.0, this will not "
-            "affect application A's environment.") in sentences
+    assert headings[:3] == [
+        "Virtual Environments and Packages",
+        "Introduction",
+        "Creating Virtual Environments",
+    ]
+    assert (
+        "If application B requires a library be upgraded to version 3.0, this will not "
+        "affect application A's environment."
+    ) in sentences
     assert "python3 -m venv tutorial-env" in sentences  # the literal block after "::"
 
 
@@ -85,7 +106,9 @@ def test_sphinx_html_reads_the_content_without_navigation_or_permalinks():
 def test_pdf_sentences_run_across_lines_and_page_breaks_without_running_headers():
     text, sentences, headings = read("shared-mime-info-spec.pdf")
     assert "1.2. What is this spec?" in headings
-    assert ("Frequently, it is necessary to work out the correct MIME type for a file.") in sentences
+    assert (
+        "Frequently, it is necessary to work out the correct MIME type for a file."
+    ) in sentences
     across = [s for s in sentences if s.startswith("Information found in a directory is added")]
     assert across, "a sentence broken by a page break is read as one"
     assert "\f" in text  # pages are kept apart for the reader, not for the sentences
@@ -105,8 +128,15 @@ def test_html_text_a_browser_hides_is_not_read(tmp_path):
     )
     text = load_document(page).text
     assert "Grégory Doucet" in text and "Small print is shown." in text
-    for hidden in ("Darth Vader", "attribute", "by class", "by id", "Zero size", "from readers",
-                   "About"):
+    for hidden in (
+        "Darth Vader",
+        "attribute",
+        "by class",
+        "by id",
+        "Zero size",
+        "from readers",
+        "About",
+    ):
         assert hidden not in text
 
 
@@ -115,8 +145,7 @@ def test_a_quote_across_line_breaks_reads_as_one_line_and_cites_the_exact_text(t
 
     s = Settings.load(env={}, index_dir=str(tmp_path / "index"))
     index, _ = update(s, embedder, [str(DATA / "Apache-2.0.txt")])
-    answer = Pipeline(s, index, embedder).ask(
-        "What must modified files carry?", mode="extractive")
+    answer = Pipeline(s, index, embedder).ask("What must modified files carry?", mode="extractive")
     assert not answer.abstained and "prominent notices" in answer.text
     assert "\n" not in answer.text
     text = (DATA / "Apache-2.0.txt").read_text(encoding="utf-8")
@@ -139,8 +168,9 @@ def test_a_man_page_definition_is_one_unit_term_and_description():
     its indented description (on the name's line or below it) read as one unit, so the quote
     that names the option also carries its default."""
     text = load_document(DATA / "adduser.conf.5.txt").text
-    assert unit_with(text, "DSHELL") == ("DSHELL The login shell to be used for all new users. "
-                                         "Defaults to /bin/bash.")
+    assert unit_with(text, "DSHELL") == (
+        "DSHELL The login shell to be used for all new users. Defaults to /bin/bash."
+    )
     assert unit_with(text, "ADD_EXTRA_GROUPS Setting").endswith("Defaults to 0.")
     assert "Defaults to 0700." in unit_with(text, "DIR_MODE The permissions mode")
     assert "Defaults to 100 - 999." in unit_with(text, "FIRST_SYSTEM_GID and LAST_SYSTEM_GID")
@@ -157,8 +187,12 @@ def test_a_long_definition_reads_as_sentences_its_term_leading_the_first():
     text = load_document(DATA / "gai.conf.5.txt").text
     reload = unit_with(text, "reload <yes|no>")
     assert reload.startswith("reload <yes|no> This keyword controls") and reload.endswith(
-        'The default is "no".')
-    assert unit_with(text, "gai.conf - getaddrinfo(3)") == "gai.conf - getaddrinfo(3) configuration file"
+        'The default is "no".'
+    )
+    assert (
+        unit_with(text, "gai.conf - getaddrinfo(3)")
+        == "gai.conf - getaddrinfo(3) configuration file"
+    )
 
 
 def test_an_html_definition_list_reads_as_term_and_description():
@@ -166,7 +200,8 @@ def test_an_html_definition_list_reads_as_term_and_description():
     text = load_document(DATA / "fnmatch.html").text
     assert unit_with(text, "fnmatch.translate(pattern)") == (
         "fnmatch.translate(pattern) Return the shell-style pattern converted to a regular "
-        "expression for using with re.match().")
+        "expression for using with re.match()."
+    )
 
 
 def test_what_a_unit_is_for_is_read_from_its_form():
@@ -191,5 +226,6 @@ def test_an_identifier_is_read_whole_as_well_as_by_its_words():
     assert {"add", "extra", "group", "add_extra_groups"} <= asked
     assert "add_extra_groups" not in text_stems("EXTRA_GROUPS This is the list of groups.")
     assert "add_extra_groups" in text_stems("ADD_EXTRA_GROUPS Setting this to 1 adds them.")
-    assert "snake_case" in text_stems("a name in snake_case") and "snake" in text_stems("snake_case")
-
+    assert "snake_case" in text_stems("a name in snake_case") and "snake" in text_stems(
+        "snake_case"
+    )

@@ -33,8 +33,12 @@ because the Nato-standard oven runs hot.
 def evidence(text: str = NOTE) -> list[Evidence]:
     """Each sentence of `text` as evidence, best first in the note's order."""
     spans = split_sentences(text)
-    return [Evidence("note", "Bakery notes", "note.md", s.start, s.end, text[s.start : s.end],
-                     1.0 - i / 100) for i, s in enumerate(spans)]
+    return [
+        Evidence(
+            "note", "Bakery notes", "note.md", s.start, s.end, text[s.start : s.end], 1.0 - i / 100
+        )
+        for i, s in enumerate(spans)
+    ]
 
 
 def sentence_with(words: str) -> Evidence:
@@ -78,16 +82,20 @@ def test_not_in_the_documents_only_when_no_document_has_it():
     assert found_elsewhere.missing == ()  # so the answer names nothing it cannot vouch for
 
     mixed = coverage(question, evidence()[:1], only_first, 0.6, vocabulary={"okafor"})
-    assert mixed.reason == ("not in the documents: Bertinet; "
-                            "not in the passages found for this question: Okafor")
+    assert mixed.reason == (
+        "not in the documents: Bertinet; not in the passages found for this question: Okafor"
+    )
     assert mixed.missing == ("Bertinet",)
 
 
 def test_a_missing_kind_of_answer_names_no_word_that_is_there():
-    """"How many ovens" with no count of ovens: the reason says so; the answer does not claim
+    """ "How many ovens" with no count of ovens: the reason says so; the answer does not claim
     the documents say nothing about ovens, which they mention."""
     cov = coverage(read("How many ovens does the bakery run?").asking, evidence(), NOTE, 0.6, set())
-    assert not cov.covered and cov.reason == "the best-matching sentences give no number of ovens for this"
+    assert (
+        not cov.covered
+        and cov.reason == "the best-matching sentences give no number of ovens for this"
+    )
     assert cov.missing == ()
 
 
@@ -122,8 +130,10 @@ def test_the_engine_names_only_what_no_document_has(note_pipeline):
     "sentence,words",
     [
         # the number 500 and the rest sit on the wrapped line of the source
-        ("Mix 100 grams of active starter with 350 grams of water and 500 grams of bread flour.",
-         "Mix 100"),
+        (
+            "Mix 100 grams of active starter with 350 grams of water and 500 grams of bread flour.",
+            "Mix 100",
+        ),
         # a possessive, no accent, and a name written under another case
         ("Okafor said the dough should rest overnight at the Elysee kitchen.", "Okafor"),
         ("You can't skip the second fold, because the NATO-standard oven runs hot.", "skip"),
@@ -140,30 +150,36 @@ def test_a_supported_sentence_gets_no_reason(checker, sentence, words):
 
 
 def test_a_speaker_named_before_an_aside_is_the_speaker(checker):
-    """"Okafor, speaking at the kitchen, said ...": the source does say Okafor said it."""
-    result = checker.check("Okafor said the dough should rest overnight.", [sentence_with("Okafor")], [1])
+    """ "Okafor, speaking at the kitchen, said ...": the source does say Okafor said it."""
+    result = checker.check(
+        "Okafor said the dough should rest overnight.", [sentence_with("Okafor")], [1]
+    )
     assert "said it" not in result.reason and result.ok, result.reason
 
 
 def test_a_reason_names_the_source_it_was_checked_against(checker):
     evs = [sentence_with("Cler"), sentence_with("Mix 100")]
-    result = checker.support("Mix 100 grams of active starter with 350 grams of water and 10 grams "
-                             "of salt.", evs, [2])
+    result = checker.support(
+        "Mix 100 grams of active starter with 350 grams of water and 10 grams of salt.", evs, [2]
+    )
     assert result.reason == "names or numbers not in source [2]: 10"
     assert checker.check("Mix 100 grams of starter.", evs[1:], [2]).ok  # 100 is in source [2]
 
 
 def test_a_negation_reason_says_which_side_has_it(checker):
     src = [sentence_with("skip")]
-    result = checker.check("You skip the second fold, because the Nato-standard oven runs hot.",
-                           src, [1])
+    result = checker.check(
+        "You skip the second fold, because the Nato-standard oven runs hot.", src, [1]
+    )
     assert result.reason == "source [1] has a negation that it lacks"
 
 
 # -- the whole draft ---------------------------------------------------------------------------
 def test_a_good_draft_over_a_wrapped_source_is_kept_with_no_reason(checker):
     evs = [sentence_with("Mix 100"), sentence_with("Cler")]
-    draft = "Mix 100 grams of active starter with 350 grams of water and 500 grams of bread flour [1]."
+    draft = (
+        "Mix 100 grams of active starter with 350 grams of water and 500 grams of bread flour [1]."
+    )
     rendered, why = checked(WATER, draft, evs, checker)
     assert rendered is not None and why == ""
 
@@ -183,8 +199,10 @@ def test_a_failed_draft_says_what_happened(checker, draft, why):
 def test_a_draft_that_opens_with_according_to_the_documents_is_checked_on_its_claim(checker):
     """The prompt speaks of documents, so a model may too; the phrase claims nothing."""
     evs = [sentence_with("Mix 100")]
-    draft = ("According to the documents, mix 100 grams of active starter with 350 grams of "
-             "water and 500 grams of bread flour [1].")
+    draft = (
+        "According to the documents, mix 100 grams of active starter with 350 grams of "
+        "water and 500 grams of bread flour [1]."
+    )
     rendered, why = checked(WATER, draft, evs, checker)
     assert rendered is not None and why == ""
     assert rendered[0].startswith("Mix 100 grams")
@@ -195,7 +213,9 @@ def test_no_documents_is_said_only_of_an_empty_index(embedder, tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "open-questions.md").write_text(
         "Open questions\n\nWhere did Okafor leave the oven key?\nWho left the bakery door open "
-        "on Sunday night?\n", encoding="utf-8")
+        "on Sunday night?\n",
+        encoding="utf-8",
+    )
     settings = Settings.load(env={}, index_dir=str(tmp_path / "index"), mode="extractive")
     update(settings, embedder, [str(tmp_path / "docs")])
     pipeline = Pipeline(settings, load_index(settings, embedder), embedder)
@@ -207,21 +227,35 @@ def test_no_documents_is_said_only_of_an_empty_index(embedder, tmp_path):
 def test_a_draft_that_fails_in_several_sentences_gives_the_first_reason_and_a_count(checker):
     """A reason per failed sentence read as noise in the answer's "Why:" line."""
     evs = [sentence_with("Mix 100"), sentence_with("Cler")]
-    draft = ("Mix 900 grams of water [1]. The bakery on Rue Cler opened in 1999 [2]. "
-             "It sells 40 loaves a day [2].")
+    draft = (
+        "Mix 900 grams of water [1]. The bakery on Rue Cler opened in 1999 [2]. "
+        "It sells 40 loaves a day [2]."
+    )
     rendered, why = checked(WATER, draft, evs, checker)
     assert rendered is None
     assert why == "names or numbers not in source [1]: 900; 2 more of its claims failed too"
 
 
 def test_a_how_to_question_needs_its_action_in_the_passages(embedder):
-    """"How do I freeze the dough?" over a note that never mentions freezing is not answered
+    """ "How do I freeze the dough?" over a note that never mentions freezing is not answered
     with a sentence about the dough; an action the note does describe is."""
-    absent = coverage(read("How do I freeze the dough?").asking, evidence(), NOTE, 0.6,
-                      vocabulary=set(), embedder=embedder)
+    absent = coverage(
+        read("How do I freeze the dough?").asking,
+        evidence(),
+        NOTE,
+        0.6,
+        vocabulary=set(),
+        embedder=embedder,
+    )
     assert not absent.covered and absent.reason == "not in the documents: freeze"
-    present = coverage(read("How do I mix the starter?").asking, evidence(), NOTE, 0.6,
-                       vocabulary=set(), embedder=embedder)
+    present = coverage(
+        read("How do I mix the starter?").asking,
+        evidence(),
+        NOTE,
+        0.6,
+        vocabulary=set(),
+        embedder=embedder,
+    )
     assert present.covered, present.reason
 
 

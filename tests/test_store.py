@@ -58,15 +58,22 @@ def test_loads_while_rebuild_saves_again_and_again_never_see_a_false_corrupt(tmp
     writer = threading.Thread(target=rebuild_until_stopped)
     writer.start()
     try:
-        r = subprocess.run([sys.executable, "-c", READER, s.index_dir, "1000"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-c", READER, s.index_dir, "1000"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         stop.set()
         writer.join()
     assert r.returncode == 0, r.stderr
     seen = json.loads(r.stdout)
-    print(f"\n{seen['loads']} loads during {len(saves)} rebuilds: {seen['generations']} "
-          f"generations seen, {seen['retries']} manifests re-read, {len(seen['errors'])} errors")
+    print(
+        f"\n{seen['loads']} loads during {len(saves)} rebuilds: {seen['generations']} "
+        f"generations seen, {seen['retries']} manifests re-read, {len(seen['errors'])} errors"
+    )
     assert seen["errors"] == [], seen["errors"][:3]
     assert seen["loads"] == 1000 and len(saves) >= 10 and seen["generations"] >= 5
 
@@ -183,8 +190,10 @@ def test_a_file_we_may_not_read_is_called_that_not_corrupt(
     capsys, own_index, cached, unreadable, which
 ):
     d = Path(own_index.index_dir)
-    name = "manifest.json" if which == "manifest" else (
-        json.loads((d / "manifest.json").read_text())["files"][which]
+    name = (
+        "manifest.json"
+        if which == "manifest"
+        else (json.loads((d / "manifest.json").read_text())["files"][which])
     )
     unreadable(d / name)
     with pytest.raises(IndexProblem) as e:
@@ -219,6 +228,7 @@ def test_import_rag_needs_no_posix_only_module():
     """`fcntl` exists only on POSIX; the writers' lock comes from filelock, which picks what
     the OS has. Hidden here to stand in for Windows."""
     code = "import sys; sys.modules['fcntl'] = None; import rag, rag.indexing.store, rag.indexing.indexer; print('ok')"
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr

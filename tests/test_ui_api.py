@@ -277,8 +277,13 @@ def test_ask_returns_the_checked_answer_as_json(client):
 def test_ask_streams_the_checked_quote_before_the_rewrite(client):
     """Answer first: the quote arrives as soon as it is found, marked not final; the last
     output is the final answer, which is also what `predict` returns."""
-    job = client.submit("Which countries were involved in the backchannel talks?", [], 5,
-                        "generate", api_name="/ask")
+    job = client.submit(
+        "Which countries were involved in the backchannel talks?",
+        [],
+        5,
+        "generate",
+        api_name="/ask",
+    )
     outputs = list(job)
     assert len(outputs) == 2
     first, last = outputs
@@ -478,8 +483,9 @@ def test_rag_serve_indexes_the_seeds_then_serves_on_loopback(tmp_path):
         proc.wait(timeout=30)
 
 
-def test_a_rewrite_waits_until_no_one_else_is_waiting_for_a_quote(tmp_path, seed_settings,
-                                                                   embedder):
+def test_a_rewrite_waits_until_no_one_else_is_waiting_for_a_quote(
+    tmp_path, seed_settings, embedder
+):
     """Quotes go first: while someone's first answer is still being found, the model does not
     start anyone's rewrite."""
     from .scripted import ScriptedGenerator

@@ -116,7 +116,9 @@ def quotes(page) -> list[str]:
     return page.locator("#rag-chat .rag-answer").last.locator(".rag-quote").all_inner_texts()
 
 
-def test_ask_see_the_checked_quote_first_then_click_a_citation_to_see_it_highlighted(visit, tmp_path):
+def test_ask_see_the_checked_quote_first_then_click_a_citation_to_see_it_highlighted(
+    visit, tmp_path
+):
     from playwright.sync_api import expect
 
     page = visit.page
@@ -124,7 +126,9 @@ def test_ask_see_the_checked_quote_first_then_click_a_citation_to_see_it_highlig
         page.locator("#rag-chat").get_by_text("Where will Macron meet Trump?").is_visible()
     )  # examples
     visit.ask("Which countries were involved in the backchannel talks?")
-    assert page.evaluate("window.ragSawChecking"), "the quote was not shown while the reader checked"
+    assert page.evaluate("window.ragSawChecking"), (
+        "the quote was not shown while the reader checked"
+    )
     assert page.evaluate("window.ragSawRewriting"), "the quote was not shown while the model wrote"
     assert not page.evaluate("window.ragSawDraft")  # the model's raw text is never on screen
     assert page.locator("#rag-chat .rag-rewriting").count() == 0  # the final answer has no status
@@ -212,7 +216,9 @@ def test_clearing_while_an_answer_streams_leaves_nothing_behind(visit):
     )
     page.click("#rag-ask")
     expect(page.locator("#rag-question textarea")).to_be_disabled()  # one question at a time
-    page.wait_for_function("window.ragSawChecking || window.ragSawRewriting", timeout=ANSWER_TIMEOUT)
+    page.wait_for_function(
+        "window.ragSawChecking || window.ragSawRewriting", timeout=ANSWER_TIMEOUT
+    )
     page.click("#rag-clear")
     expect(page.locator("#rag-chat .rag-question")).to_have_count(0)
     expect(page.locator("#rag-question textarea")).to_be_enabled()

@@ -40,8 +40,9 @@ def note_settings(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("note")
     (root / "docs").mkdir()
     (root / "docs" / "country-loaf.md").write_text(NOTE, encoding="utf-8")
-    settings = Settings.load(env={}, index_dir=str(root / "index"), port=free_port(),
-                             models_dir=str(root / "models"))
+    settings = Settings.load(
+        env={}, index_dir=str(root / "index"), port=free_port(), models_dir=str(root / "models")
+    )
     update(settings, embedder, [str(root / "docs")])
     return settings
 
@@ -66,8 +67,9 @@ def test_over_the_seeds_the_chat_offers_their_examples(seed_index):
     assert "pick an example" in opening.placeholder
 
 
-def test_over_other_documents_nothing_on_the_page_is_about_the_seeds(note_settings, note_pipeline,
-                                                                      embedder):
+def test_over_other_documents_nothing_on_the_page_is_about_the_seeds(
+    note_settings, note_pipeline, embedder
+):
     service = Service(note_settings, embedder, note_pipeline)
     with running(service) as url:
         page = httpx.get(url).text + httpx.get(f"{url}config").text
@@ -80,8 +82,10 @@ def test_examples_need_every_document_they_were_written_for(note_pipeline):
     """An examples file naming a document that is not indexed, or unreadable, offers none."""
     index = note_pipeline.index
     doc = next(iter(index.docs.values())).doc
-    examples = {"documents": {"country-loaf.md": doc.sha256, "missing.md": "0" * 64},
-                "questions": ["How long does the loaf bake?"]}
+    examples = {
+        "documents": {"country-loaf.md": doc.sha256, "missing.md": "0" * 64},
+        "questions": ["How long does the loaf bake?"],
+    }
     beside = Path(doc.source).parent / EXAMPLES_FILE
     beside.write_text(json.dumps(examples), encoding="utf-8")
     try:
@@ -104,8 +108,9 @@ def test_an_abstention_over_a_note_names_the_documents_not_articles(note_pipelin
 
 
 def test_a_named_collection_is_named(note_settings, note_pipeline):
-    named = doubting(note_pipeline).ask("What temperature did Bertinet bake the loaf at?",
-                                        collection="Kitchen notes")
+    named = doubting(note_pipeline).ask(
+        "What temperature did Bertinet bake the loaf at?", collection="Kitchen notes"
+    )
     assert named.text == "The documents in “Kitchen notes” don't say anything about Bertinet."
     opening = intro(note_pipeline.index, "Kitchen notes")
     assert "<h1>Ask Kitchen notes</h1>" in opening.header

@@ -62,7 +62,9 @@ def test_answer_links_each_marker_to_its_span_and_lists_the_source():
     link = render.source_ref(CITE)
     assert f'<a class="rag-cite" href="{link}"' in html and ">[1]</a>" in html
     assert f'<a class="rag-source" href="{link}"' in html
-    assert "A &lt;Title&gt;" in html and "score" not in html  # the rule score means nothing to a reader
+    assert (
+        "A &lt;Title&gt;" in html and "score" not in html
+    )  # the rule score means nothing to a reader
     assert "Macron met Trump &lt;at&gt; the &quot;White House&quot; &amp; spoke." in html
     assert render.parse_ref(link) == render.Ref("doc-1", CITE.start, CITE.end, render.digest(QUOTE))
 
@@ -190,10 +192,13 @@ def test_a_quote_being_rewritten_says_so_apart_from_the_answer():
 
 @pytest.mark.parametrize(
     "mode,confidence,words",
-    [("extractive", 0.91, "very likely right (91%)"), ("extractive", 0.45, "unsure (45%)"),
-     ("extractive", 0.1, "doubtful: check the source (10%)"),
-     ("abstained", 0.85, "likely not in the documents (85%)"),
-     ("abstained", 0.3, "unsure: the documents may say it in other words (30%)")],
+    [
+        ("extractive", 0.91, "very likely right (91%)"),
+        ("extractive", 0.45, "unsure (45%)"),
+        ("extractive", 0.1, "doubtful: check the source (10%)"),
+        ("abstained", 0.85, "likely not in the documents (85%)"),
+        ("abstained", 0.3, "unsure: the documents may say it in other words (30%)"),
+    ],
 )
 def test_the_confidence_is_shown_in_words(mode, confidence, words):
     a = dataclasses.replace(answer(mode=mode), confidence=confidence)
@@ -201,8 +206,12 @@ def test_the_confidence_is_shown_in_words(mode, confidence, words):
 
 
 def test_a_passage_the_engine_is_not_sure_of_is_marked_so_with_its_reason():
-    a = answer(mode="extractive", outcome="not_sure", confidence=0.41,
-               why="This is the closest passage found; it may not answer the question.")
+    a = answer(
+        mode="extractive",
+        outcome="not_sure",
+        confidence=0.41,
+        why="This is the closest passage found; it may not answer the question.",
+    )
     html = render.answer_html(a)
     assert 'rag-badge-not-sure"' in html and ">not sure</span>" in html
     assert "possibly not the answer (41%)" in html
@@ -211,8 +220,12 @@ def test_a_passage_the_engine_is_not_sure_of_is_marked_so_with_its_reason():
 
 
 def test_the_why_line_is_the_plain_reason_not_the_figures():
-    a = answer(mode="extractive", confidence=0.8, why="The reader model judged that this "
-               "passage answers the question.", note="the reader: P(yes) 0.91; P(right) 0.80")
+    a = answer(
+        mode="extractive",
+        confidence=0.8,
+        why="The reader model judged that this passage answers the question.",
+        note="the reader: P(yes) 0.91; P(right) 0.80",
+    )
     html = render.answer_html(a)
     assert "Why: The reader model judged that this passage answers the question." in html
     assert "P(yes)" not in html and "0.91" not in html
@@ -222,5 +235,6 @@ def test_no_confidence_is_shown_while_the_reader_checks():
     a = dataclasses.replace(answer(), confidence=0.9, final=False, pending="reader")
     html = render.answer_html(a)
     assert "rag-confidence" not in html and "Checking the sources" in html
-    assert "rag-confidence" not in render.answer_html(dataclasses.replace(a, confidence=None,
-                                                                           final=True, pending=""))
+    assert "rag-confidence" not in render.answer_html(
+        dataclasses.replace(a, confidence=None, final=True, pending="")
+    )

@@ -58,16 +58,23 @@ def test_a_file_over_the_per_file_limit_too_names_that_limit(tmp_path, seed_sett
 
 
 # a real file for each type the engine reads; a type added without one fails the test below
-SAMPLES = {".txt": "Apache-2.0.txt", ".md": "pip-authentication.md",
-           ".markdown": "pip-authentication.md", ".rst": "venv.rst", ".html": "venv.html",
-           ".htm": "venv.html", ".pdf": "shared-mime-info-spec.pdf"}
+SAMPLES = {
+    ".txt": "Apache-2.0.txt",
+    ".md": "pip-authentication.md",
+    ".markdown": "pip-authentication.md",
+    ".rst": "venv.rst",
+    ".html": "venv.html",
+    ".htm": "venv.html",
+    ".pdf": "shared-mime-info-spec.pdf",
+}
 
 
 def test_the_upload_widget_offers_exactly_the_types_the_engine_reads(service, tmp_path):
     """The types the page's file picker offers, read from the built app, are the ingester's
     own list; and each is really read: a real file of that type gives its text."""
-    (widget,) = [b for b in build_app(service).blocks.values()
-                 if getattr(b, "elem_id", None) == "rag-upload"]
+    (widget,) = [
+        b for b in build_app(service).blocks.values() if getattr(b, "elem_id", None) == "rag-upload"
+    ]
     assert sorted(widget.file_types) == sorted(SUPPORTED)
     for ext in widget.file_types:
         assert safe_upload_name(f"Report{ext.upper()}") == f"Report{ext}"

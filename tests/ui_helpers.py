@@ -18,8 +18,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_service(root: Path, seed_settings, embedder, generator=None, reader=None,
-                 **changes) -> Service:
+def make_service(
+    root: Path, seed_settings, embedder, generator=None, reader=None, **changes
+) -> Service:
     """A service over its own copy of the seed index, so uploads and removals stay local."""
     index_dir = root / "index"
     shutil.copytree(seed_settings.index_dir, index_dir)

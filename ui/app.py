@@ -89,7 +89,12 @@ def build_app(service: Service) -> gr.Blocks:
                     if isinstance(event, Answer):
                         answer = event
                         if not event.final:
-                            yield [*base, _bot(render.answer_html(event))], questions, gr.skip(), gr.skip()
+                            yield (
+                                [*base, _bot(render.answer_html(event))],
+                                questions,
+                                gr.skip(),
+                                gr.skip(),
+                            )
             except RagError as e:
                 yield [*base, _bot(render.error_html(str(e)))], questions, *_unlocked()
                 return
@@ -155,8 +160,10 @@ def build_app(service: Service) -> gr.Blocks:
 
     # -- model -----------------------------------------------------------------------------
     def model_status():
-        return (f'<div class="rag-file">Answering with <b>{escape(service.model_name())}</b>; '
-                f"{escape(service.reader_name())}.</div>")
+        return (
+            f'<div class="rag-file">Answering with <b>{escape(service.model_name())}</b>; '
+            f"{escape(service.reader_name())}.</div>"
+        )
 
     def load_model(name):
         try:

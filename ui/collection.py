@@ -79,7 +79,9 @@ def subject(titles: Iterable[str]) -> str:
 def intro(index, name: str = "") -> Intro:
     """Wording for the collection: `name` (Settings.collection) when given, else the titles
     of the indexed documents; examples only from an examples file that fits the index."""
-    titles = sorted((e.doc.title for d, e in index.docs.items() if not e.duplicate_of), key=str.lower)
+    titles = sorted(
+        (e.doc.title for d, e in index.docs.items() if not e.duplicate_of), key=str.lower
+    )
     examples = tuple(example_questions(index))
     about = escape(name) if name else escape(subject(titles))
     header = (

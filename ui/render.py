@@ -41,14 +41,23 @@ BADGES = {  # mode -> (label, what it means, shown as a tooltip)
 
 # how sure the engine is, in words (rag.answering.confidence gives the number): of an answer, and of
 # "the documents don't say"; each (lowest confidence, words), highest first
-SURE_OF_ANSWER = ((0.8, "very likely right"), (0.6, "likely right"), (0.4, "unsure"),
-                  (0.0, "doubtful: check the source"))
-SURE_OF_ABSTAINING = ((0.8, "likely not in the documents"), (0.5, "probably not in the documents"),
-                      (0.0, "unsure: the documents may say it in other words"))
+SURE_OF_ANSWER = (
+    (0.8, "very likely right"),
+    (0.6, "likely right"),
+    (0.4, "unsure"),
+    (0.0, "doubtful: check the source"),
+)
+SURE_OF_ABSTAINING = (
+    (0.8, "likely not in the documents"),
+    (0.5, "probably not in the documents"),
+    (0.0, "unsure: the documents may say it in other words"),
+)
 SURE_OF_PASSAGE = ((0.0, "possibly not the answer"),)  # a passage shown as not sure
-CONFIDENCE_HELP = ("How likely this is right, from a model fitted on questions with known "
-                   "answers: the reader's verdict, how well the passage matches, and whether "
-                   "the question's words are in the documents")
+CONFIDENCE_HELP = (
+    "How likely this is right, from a model fitted on questions with known "
+    "answers: the reader's verdict, how well the passage matches, and whether "
+    "the question's words are in the documents"
+)
 
 VIEWER_HINT = (
     '<div class="rag-viewer-empty">Click a <b>[n]</b> marker or a source under an answer '
@@ -94,19 +103,21 @@ def user_html(question: str) -> str:
 
 
 def waiting_html() -> str:
-    return (
-        '<div class="rag-pending">Waiting for a turn…</div>'
-    )
+    return '<div class="rag-pending">Waiting for a turn…</div>'
 
 
 def pending_html() -> str:
     return '<div class="rag-pending">Searching the documents…</div>'
 
 
-CHECKING = ("Checking the sources: a reader model is judging whether these passages answer the "
-            "question. Its verdict replaces this quote.")
-REWRITING = ("Writing a smoother answer in the background. Only the sentences of it that pass "
-             "the check against their sources can replace this quote.")
+CHECKING = (
+    "Checking the sources: a reader model is judging whether these passages answer the "
+    "question. Its verdict replaces this quote."
+)
+REWRITING = (
+    "Writing a smoother answer in the background. Only the sentences of it that pass "
+    "the check against their sources can replace this quote."
+)
 
 
 def error_html(message: str) -> str:
@@ -128,7 +139,8 @@ def confidence_words(answer: Answer) -> str:
     if answer.confidence is None or answer.pending == "reader":
         return ""
     scale = {"not_in_documents": SURE_OF_ABSTAINING, "not_sure": SURE_OF_PASSAGE}.get(
-        answer.outcome, SURE_OF_ANSWER)
+        answer.outcome, SURE_OF_ANSWER
+    )
     words = next(w for floor, w in scale if answer.confidence >= floor)
     return f"{words} ({answer.confidence:.0%})"
 
@@ -172,12 +184,13 @@ def answer_html(answer: Answer) -> str:
     parts = [
         '<div class="rag-answer">',
         f'<div class="rag-answer-head">'
-        f'{badge_html("not_sure" if answer.outcome == "not_sure" else answer.mode)}',
+        f"{badge_html('not_sure' if answer.outcome == 'not_sure' else answer.mode)}",
     ]
     words = confidence_words(answer)
     if words:
-        parts.append(f'<span class="rag-confidence" title="{escape(CONFIDENCE_HELP)}">'
-                     f"{escape(words)}</span>")
+        parts.append(
+            f'<span class="rag-confidence" title="{escape(CONFIDENCE_HELP)}">{escape(words)}</span>'
+        )
     seconds = answer.timings.get("total_ms", 0.0) / 1000
     if seconds:
         parts.append(f'<span class="rag-time">{seconds:.1f} s</span>')
@@ -185,8 +198,10 @@ def answer_html(answer: Answer) -> str:
     parts.append(f'<p class="rag-text">{answer_text_html(answer.text, answer.citations)}</p>')
     if not answer.final:  # the quote stands; the verdict or a rewrite may replace it
         status = CHECKING if answer.pending == "reader" else REWRITING
-        parts.append(f'<div class="rag-rewriting" role="status"><span class="rag-caret"></span> '
-                     f"{escape(status)}</div>")
+        parts.append(
+            f'<div class="rag-rewriting" role="status"><span class="rag-caret"></span> '
+            f"{escape(status)}</div>"
+        )
     elif answer.why:
         parts.append(f'<div class="rag-note">Why: {escape(answer.why)}</div>')
     if answer.retrieval_query and answer.retrieval_query.strip() != answer.question.strip():

@@ -153,8 +153,11 @@ class Service:
         rag.check_models(settings)
         index = refresh_index(settings, embedder, index_paths, say)
         load = ThreadPoolExecutor(1, "rag-models").submit(rag.make_models, settings, True)
-        return cls(settings, embedder, rag.Pipeline(settings, index, embedder, Loading(load, 0),
-                                                    Loading(load, 1)))
+        return cls(
+            settings,
+            embedder,
+            rag.Pipeline(settings, index, embedder, Loading(load, 0), Loading(load, 1)),
+        )
 
     # -- answers ---------------------------------------------------------------------------
     def overrides(self, top_k=None, mode=None) -> dict:
@@ -433,8 +436,9 @@ class Service:
 
     def _name_of(self, gguf) -> str:
         """The name under which `models()` lists the file `gguf`."""
-        return next((name for name, path in self.models().items() if same_file(gguf, path)),
-                    BUNDLED)
+        return next(
+            (name for name, path in self.models().items() if same_file(gguf, path)), BUNDLED
+        )
 
     def model_name(self) -> str:
         if self.settings.llm_url:
@@ -451,8 +455,10 @@ class Service:
                 return "the reader that checks the passages is loading"
             reader = reader.model()
         if reader is None:
-            return ("no reader model checks the passages (the rules alone decide; `make models` "
-                    "installs the reader)")
+            return (
+                "no reader model checks the passages (the rules alone decide; `make models` "
+                "installs the reader)"
+            )
         return f"the passages are checked by the reader {reader.name}"
 
     def use_model(self, name: str) -> str:

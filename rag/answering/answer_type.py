@@ -109,19 +109,26 @@ def answer_type(question: str) -> AnswerType:
     if re.search(r"\bhow long\b|\bfor how long\b", q):
         return AnswerType("duration")
     if re.match(r"(and |so |but )?when (did|was|were)\b", q):
-        return AnswerType("date")  # "When did the war start?" wants a date, not "once a deal is made"
+        return AnswerType(
+            "date"
+        )  # "When did the war start?" wants a date, not "once a deal is made"
     if re.match(r"(and |so |but )?when\b", q):
         return AnswerType("when")
     if re.search(r"\bhow old\b", q):
         return AnswerType("count")
-    if re.search(r"\b(own|exact|actual) words\b|\bquote|\bverbatim\b|\bin (his|her|their) words\b", q):
+    if re.search(
+        r"\b(own|exact|actual) words\b|\bquote|\bverbatim\b|\bin (his|her|their) words\b", q
+    ):
         return AnswerType("quote")
     if re.search(r"\b(under what|on what|what) conditions?\b|\bin what case\b", q):
         return AnswerType("condition")
     given = frozenset(w.lower() for w in re.findall(r"[\w’'.-]+", question))
     if re.match(r"(and |so |but )?where\b", q):
         return AnswerType("where", given=given)
-    if re.match(r"(and |so |but )?(who|whom)\b|.*\b(which|what) (country|countries|leader|leaders|person|people|nations?)\b", q):
+    if re.match(
+        r"(and |so |but )?(who|whom)\b|.*\b(which|what) (country|countries|leader|leaders|person|people|nations?)\b",
+        q,
+    ):
         return AnswerType("who", given=given)
     return AnswerType("any")
 
@@ -147,14 +154,20 @@ def asked_for(question: str) -> str:
     how = _HOW_TO.match(question)
     if how:
         verb, after = how.group(1).lower(), (how.group(2) or "").lower()
-        if (verb in STOPWORDS or verb in _AUX or verb in _VAGUE_VERBS or after in _PARTICLES
-                or verb.endswith("ly")):  # an adverb first ("how do I quickly …"): unread
+        if (
+            verb in STOPWORDS
+            or verb in _AUX
+            or verb in _VAGUE_VERBS
+            or after in _PARTICLES
+            or verb.endswith("ly")
+        ):  # an adverb first ("how do I quickly …"): unread
             return ""
         return verb
     m = re.match(
         r"\s*(?:and |so |but )?(?:what|which)(?:'s|’s| is| are| was| were) "
         r"(?:(?:the|a|an) |[\w.-]+(?:'s|’s|s') )([\w\s-]+)",
-        question, re.IGNORECASE,
+        question,
+        re.IGNORECASE,
     )
     if not m:
         return ""

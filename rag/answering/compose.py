@@ -36,7 +36,6 @@ _PREAMBLE = re.compile(
 _META = re.compile(rf"\b(the|these|this|{_SAID}) {_SOURCES}\b", re.I)
 
 
-
 class Rendered(NamedTuple):
     text: str  # with [n] markers
     citations: list[Citation]  # numbered by first appearance
@@ -77,8 +76,12 @@ def quoted(chosen: Sequence[Evidence]) -> Rendered:
     return render([Claim(" ".join(ev.text.split()), [ev]) for ev in chosen])
 
 
-def selection(leads: Sequence[Lead], ranked: Sequence[Evidence], ask: Ask | None = None,
-              other_doc: bool = True) -> list[Evidence]:
+def selection(
+    leads: Sequence[Lead],
+    ranked: Sequence[Evidence],
+    ask: Ask | None = None,
+    other_doc: bool = True,
+) -> list[Evidence]:
     """The sentences to quote: the best for each part of the question. The sentence after a
     lead, in the same paragraph, joins it when together they carry the thought: when it
     elaborates the lead ("He believes ...") and ranks close to it, or when it finishes the
@@ -93,7 +96,8 @@ def selection(leads: Sequence[Lead], ranked: Sequence[Evidence], ask: Ask | None
         if after is not None and len(leads) == 1:
             score = scores.get((after.doc_id, after.start), 0.0)
             if (_ELABORATES.match(after.text) and score >= FOLLOW_ON * lead.score) or (
-                    ask is not None and completes(ask, lead.text, after.text)):
+                ask is not None and completes(ask, lead.text, after.text)
+            ):
                 chosen.append(dataclasses.replace(after, score=score))
     if len(leads) == 1 and other_doc:  # another document's best sentence, nearly as good
         best = leads[0].sentence
@@ -141,7 +145,9 @@ def checked(
         # stop, the last span splits into the sentences it holds (left open, a short draft reads
         # as a title: one span), and only the unfinished one is dropped
         last = spans.pop()
-        spans += [sp for sp in split_sentences(draft[: last.end] + ".")[:-1] if sp.start >= last.start]
+        spans += [
+            sp for sp in split_sentences(draft[: last.end] + ".")[:-1] if sp.start >= last.start
+        ]
     floor = RELEVANT * evidence[0].score if evidence else 0.0
     pieces = [p for sp in spans for p in re.split(r";\s+", draft[sp.start : sp.end])]
     for piece in pieces:
@@ -165,7 +171,9 @@ def checked(
             reasons.append(f"it talks about the sources (“{meta.group(0)}”) instead of answering")
             continue
         if max(e.score for e in cited) < floor:
-            reasons.append("it cites a source that matches the question less well than the best one")
+            reasons.append(
+                "it cites a source that matches the question less well than the best one"
+            )
             continue
         if plain not in [claim.text for claim in kept]:
             kept.append(Claim(plain, cited))
@@ -174,7 +182,8 @@ def checked(
             return None, "it has no complete sentence to check"
         more = len(reasons) - 1  # counted in claims: a sentence may hold several, split at ";"
         tail = {0: "", 1: "; one more of its claims failed too"}.get(
-            more, f"; {more} more of its claims failed too")
+            more, f"; {more} more of its claims failed too"
+        )
         return None, reasons[0] + tail
     if not any(evidence[0] in claim.evidence for claim in kept):
         return None, "it does not cite the best-matching source"

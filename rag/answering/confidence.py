@@ -106,8 +106,9 @@ class Model:
         assert s is not None
         x = features(s, self.reader)
         z = self.intercept + sum(
-            c * (x[f] - m) / sc for f, m, sc, c in zip(self.features, self.mean, self.scale,
-                                                        self.coef, strict=True))
+            c * (x[f] - m) / sc
+            for f, m, sc, c in zip(self.features, self.mean, self.scale, self.coef, strict=True)
+        )
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
@@ -119,8 +120,9 @@ def frame_cut(path: Path = PATH) -> float:
     `python -m bench.fit_confidence frames`; see rag.answering.answer_type.frames)."""
     if not path.exists():
         return FRAME_CUT
-    return float(json.loads(path.read_text(encoding="utf-8")).get("frames", {}).get(
-        "zipf_cut", FRAME_CUT))
+    return float(
+        json.loads(path.read_text(encoding="utf-8")).get("frames", {}).get("zipf_cut", FRAME_CUT)
+    )
 
 
 @dataclass(frozen=True)
@@ -154,5 +156,7 @@ def load(path: Path = PATH) -> dict[str, Model]:
     if not path.exists():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return {k: Model(**{**v, **{f: tuple(v[f]) for f in ("features", "mean", "scale", "coef")}})
-            for k, v in raw["models"].items()}
+    return {
+        k: Model(**{**v, **{f: tuple(v[f]) for f in ("features", "mean", "scale", "coef")}})
+        for k, v in raw["models"].items()
+    }

@@ -20,8 +20,18 @@ import unicodedata
 from collections import Counter
 
 _LETTERS = re.compile(r"[^\W\d_]+")
-_LATIN_LANGUAGES = ("danish", "dutch", "french", "german", "italian", "norwegian", "portuguese",
-                    "spanish", "swedish", "turkish")
+_LATIN_LANGUAGES = (
+    "danish",
+    "dutch",
+    "french",
+    "german",
+    "italian",
+    "norwegian",
+    "portuguese",
+    "spanish",
+    "swedish",
+    "turkish",
+)
 MIN_FOREIGN_STOPWORDS = 2  # one shared-looking word ("die", "per") is not a language
 
 
@@ -30,8 +40,10 @@ def _stopwords() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
     from bm25s import stopwords
 
     english = frozenset(stopwords.STOPWORDS_EN_PLUS)
-    others = {name.capitalize(): frozenset(getattr(stopwords, f"STOPWORDS_{name.upper()}"))
-              for name in _LATIN_LANGUAGES}
+    others = {
+        name.capitalize(): frozenset(getattr(stopwords, f"STOPWORDS_{name.upper()}"))
+        for name in _LATIN_LANGUAGES
+    }
     return english, others
 
 

@@ -48,18 +48,24 @@ SYSTEM_PROMPT = (
 
 PROMPT_OVERHEAD = 48  # tokens the chat template adds around the messages
 
-NAMES_NOTHING = ("The question names nothing to look up. Ask about something the documents "
-                 "mention: a name, a thing, an event.")
+NAMES_NOTHING = (
+    "The question names nothing to look up. Ask about something the documents "
+    "mention: a name, a thing, an event."
+)
 
 # the plain reasons (Answer.why); the figures behind them go to Answer.note
 WHY_READER_ANSWER = "The reader model judged that this passage answers the question."
-WHY_READER_NOT_SURE = ("This is the closest passage found, but the reader model is not sure "
-                       "that it answers the question.")
+WHY_READER_NOT_SURE = (
+    "This is the closest passage found, but the reader model is not sure "
+    "that it answers the question."
+)
 WHY_RULES_ANSWER = "This passage holds the question's words and is close to it in meaning."
 WHY_RULES_NOT_SURE = "This is the closest passage found; it may not answer the question."
 WHY_NOT_CHECKED = "The reader model could not check it, so this rests on the wording alone."
-WHY_BUSY = ("The reader model was busy with other people's questions, so this was not checked "
-            "by it and rests on the wording alone.")
+WHY_BUSY = (
+    "The reader model was busy with other people's questions, so this was not checked "
+    "by it and rests on the wording alone."
+)
 WHY_REWRITTEN = "The model put it in its own words; each sentence was checked against its source."
 
 
@@ -75,8 +81,9 @@ class Rules(NamedTuple):
     coverage: Coverage | None  # None when there was nothing to judge (no evidence, no words)
     cosine: float  # the question to its best sentence
 
-    def signals(self, p: tuple[float, ...], found: Retrieved, n: int,
-                chosen: int = 0) -> confidence_.Signals:
+    def signals(
+        self, p: tuple[float, ...], found: Retrieved, n: int, chosen: int = 0
+    ) -> confidence_.Signals:
         """The confidence's inputs: the reader's verdicts `p` (or none), the rule scores of
         the `n` best-ranked sentences, the one chosen, how far the best stands above the
         next, and what the rules found."""
@@ -84,8 +91,9 @@ class Rules(NamedTuple):
         assert c is not None
         rule = tuple(e.score for e in found.ranked[:n])
         runner_up = found.ranked[1].score if len(found.ranked) > 1 else 0.0
-        return confidence_.Signals(p, rule, chosen, self.cosine, "" if c.covered else c.kind,
-                                   bool(c.missing), runner_up)
+        return confidence_.Signals(
+            p, rule, chosen, self.cosine, "" if c.covered else c.kind, bool(c.missing), runner_up
+        )
 
 
 class ForReader(NamedTuple):
@@ -116,7 +124,9 @@ class Pipeline:
         reader: Reader | None = None,
     ):
         self.settings = settings
-        self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+        self.embedder = (
+            embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+        )
         self.generator = generator
         self.reader = reader
         self.models = confidence_.load()
@@ -131,8 +141,9 @@ class Pipeline:
     def set_index(self, index: Index) -> None:
         """Swap in an updated index (after documents are added or removed); an answer in
         progress keeps the index it started with."""
-        self._retrievers = {self.settings.retrieval: Retriever(index, self.embedder,
-                                                               self.settings.retrieval)}
+        self._retrievers = {
+            self.settings.retrieval: Retriever(index, self.embedder, self.settings.retrieval)
+        }
         self.index = index
 
     @property
@@ -173,9 +184,12 @@ class Pipeline:
             if waiting > s.max_wait:
                 first = _unchecked(first, waiting, s.max_wait)
             else:
-                yield clock.stamp(dataclasses.replace(
-                    first, pending="reader", note="checking the sources with the reader"),
-                    final=False)
+                yield clock.stamp(
+                    dataclasses.replace(
+                        first, pending="reader", note="checking the sources with the reader"
+                    ),
+                    final=False,
+                )
                 first = self.judge(reader, query, found, rules, retriever, s, first)
                 clock.mark("reader_ms")
                 clock.mark("reader_tokens", float(getattr(reader, "tokens_read", 0)))
@@ -183,19 +197,28 @@ class Pipeline:
         prompt = None
         if first.outcome == "answer" and s.mode == "generate" and generator is not None:
             if generator.expected_wait() > s.max_wait:
-                first = dataclasses.replace(first, note=f"{first.note}; no rewrite: the model "
-                                            f"was busy for more than {s.max_wait:.0f} s")
+                first = dataclasses.replace(
+                    first,
+                    note=f"{first.note}; no rewrite: the model "
+                    f"was busy for more than {s.max_wait:.0f} s",
+                )
             else:
                 prompt = self.fit_prompt(query, evidence, s, generator)
                 if prompt is None:
-                    first = dataclasses.replace(first, note=f"{first.note}; no rewrite: the "
-                                                "question is too long for the model's context")
+                    first = dataclasses.replace(
+                        first,
+                        note=f"{first.note}; no rewrite: the "
+                        "question is too long for the model's context",
+                    )
         if prompt is None:
             yield clock.stamp(first)
             return
-        yield clock.stamp(dataclasses.replace(first, pending="rewrite",
-                                              note=f"{first.note}; the model is rewriting it"),
-                          final=False)
+        yield clock.stamp(
+            dataclasses.replace(
+                first, pending="rewrite", note=f"{first.note}; the model is rewriting it"
+            ),
+            final=False,
+        )
         draft = yield from self.rewrite(generator, prompt, s, clock)
         generate_ms = clock.since("reader_ms" if "reader_ms" in clock.marks else "retrieve_ms")
         if draft is None:
@@ -217,28 +240,58 @@ class Pipeline:
         hard = model.confidence(None) if model is not None else None
         if not found.evidence:
             if not retriever.index.docs:
-                return Rules(_abstain(query, _dont_say((), s.collection), "the index has no "
-                                      "documents", 1.0, "No documents are indexed yet."), None, 0.0)
-            why = ("the passages found hold only questions, instructions, code or titles; none "
-                   "states anything to quote")
-            return Rules(_abstain(query, _dont_say((), s.collection), why, hard,
-                                  "The passages found hold only questions, instructions, code or "
-                                  "titles; none states anything to quote."), None, 0.0)
+                return Rules(
+                    _abstain(
+                        query,
+                        _dont_say((), s.collection),
+                        "the index has no documents",
+                        1.0,
+                        "No documents are indexed yet.",
+                    ),
+                    None,
+                    0.0,
+                )
+            why = (
+                "the passages found hold only questions, instructions, code or titles; none "
+                "states anything to quote"
+            )
+            return Rules(
+                _abstain(
+                    query,
+                    _dont_say((), s.collection),
+                    why,
+                    hard,
+                    "The passages found hold only questions, instructions, code or "
+                    "titles; none states anything to quote.",
+                ),
+                None,
+                0.0,
+            )
         if not query.terms.stems:
-            return Rules(_abstain(query, NAMES_NOTHING, "no content words in the question", hard,
-                                  "The question names nothing to look up."), None, 0.0)
+            return Rules(
+                _abstain(
+                    query,
+                    NAMES_NOTHING,
+                    "no content words in the question",
+                    hard,
+                    "The question names nothing to look up.",
+                ),
+                None,
+                0.0,
+            )
         cosine = self._best_cosine(query, found.evidence[0], retriever.index)
-        verdict = coverage(query.asking, found.evidence, found.text, cosine,
-                           retriever.vocabulary, self.embedder)
+        verdict = coverage(
+            query.asking, found.evidence, found.text, cosine, retriever.vocabulary, self.embedder
+        )
         if not verdict.covered:
             action = query.asking.asked_for if query.asking.how_to else ""
             text = _dont_say(verdict.missing, s.collection, action)
-            return Rules(_abstain(query, text, verdict.reason, why=plain_reason(verdict)),
-                         verdict, cosine)
+            return Rules(
+                _abstain(query, text, verdict.reason, why=plain_reason(verdict)), verdict, cosine
+            )
         return Rules(None, verdict, cosine)
 
-    def decide_by_rules(self, query: Query, found: Retrieved, rules: Rules,
-                        s: Settings) -> Answer:
+    def decide_by_rules(self, query: Query, found: Retrieved, rules: Rules, s: Settings) -> Answer:
         """The first answer: the rules' quote, or their abstention, as the outcome that the
         rules' fitted probabilities give (no fit: as the rules found)."""
         if rules.coverage is None:  # nothing to judge: the rules' abstention stands
@@ -248,31 +301,46 @@ class Pipeline:
             return rules.abstention or quote
         signals = rules.signals((), found, 1)
         verdict = confidence_.decide(self.models, "rules", signals)
-        said = (f"the rules: P(right) {verdict.right:.2f} (answer at "
-                f"{self.models['rules'].threshold:.2f}), P(not in the documents) "
-                f"{verdict.absent:.2f} (refuse at "
-                f"{self.models['rules_unanswerable'].threshold:.2f})")
+        said = (
+            f"the rules: P(right) {verdict.right:.2f} (answer at "
+            f"{self.models['rules'].threshold:.2f}), P(not in the documents) "
+            f"{verdict.absent:.2f} (refuse at "
+            f"{self.models['rules_unanswerable'].threshold:.2f})"
+        )
         if verdict.outcome == "not_in_documents":
             return self.refusal(query, rules, s, verdict.absent, said, "")
-        why = (WHY_RULES_ANSWER if verdict.outcome == "answer" else
-               _doubt(rules, WHY_RULES_NOT_SURE))
-        return dataclasses.replace(quote, note=f"{said}; {rules.coverage.reason or 'covered'}",
-                                   confidence=verdict.right, outcome=verdict.outcome, why=why)
+        why = WHY_RULES_ANSWER if verdict.outcome == "answer" else _doubt(rules, WHY_RULES_NOT_SURE)
+        return dataclasses.replace(
+            quote,
+            note=f"{said}; {rules.coverage.reason or 'covered'}",
+            confidence=verdict.right,
+            outcome=verdict.outcome,
+            why=why,
+        )
 
-    def refusal(self, query: Query, rules: Rules, s: Settings, sure: float, said: str,
-                judged: str) -> Answer:
-        """"The documents don't say", with the rules' reason for it when they had one, and
+    def refusal(
+        self, query: Query, rules: Rules, s: Settings, sure: float, said: str, judged: str
+    ) -> Answer:
+        """ "The documents don't say", with the rules' reason for it when they had one, and
         the reader's (`judged`) when it judged."""
         c = rules.coverage
-        text = rules.abstention.text if rules.abstention is not None else _dont_say(
-            (), s.collection)
+        text = (
+            rules.abstention.text if rules.abstention is not None else _dont_say((), s.collection)
+        )
         plain = [x for x in (plain_reason(c) if c is not None else "", judged) if x]
         why = " ".join(plain) or "Nothing in the passages found answers the question."
         note = f"{said}; {c.reason}" if c is not None and c.reason else said
         return _abstain(query, text, note, sure, why)
 
-    def assess(self, reader: Reader, query: Query, found: Retrieved, rules: Rules,
-               retriever: Retriever, s: Settings) -> Judged | None:
+    def assess(
+        self,
+        reader: Reader,
+        query: Query,
+        found: Retrieved,
+        rules: Rules,
+        retriever: Retriever,
+        s: Settings,
+    ) -> Judged | None:
         """The reader's verdicts on the best-ranked sentences, and the outcome they give; None
         when the reader gave no probabilities."""
         model = self.models["reader"]
@@ -282,18 +350,23 @@ class Pipeline:
             return None
         rule = tuple(e.score for e in asked.candidates[: len(p)])
         signals = rules.signals(tuple(p), found, len(p), model.choose(tuple(p), rule))
-        return Judged(asked.units[: len(p)], tuple(p), signals,
-                      confidence_.decide(self.models, "reader", signals))
+        return Judged(
+            asked.units[: len(p)],
+            tuple(p),
+            signals,
+            confidence_.decide(self.models, "reader", signals),
+        )
 
-    def for_reader(self, query: Query, found: Retrieved, retriever: Retriever,
-                   n: int) -> ForReader:
+    def for_reader(self, query: Query, found: Retrieved, retriever: Retriever, n: int) -> ForReader:
         """The `n` best-ranked sentences as the reader judges them: each with what quoting it
         would show (the next sentence of its paragraph, when that one finishes it) and the
         heading of its section. The reader cuts each to its window (rag.llm.reader.window)."""
         candidates = found.ranked[:n]
         units = [self.unit(query, ev, found, retriever) for ev in candidates]
-        shown = [Candidate(" ".join(e.text for e in unit), _heading(ev, found))
-                 for ev, unit in zip(candidates, units, strict=True)]
+        shown = [
+            Candidate(" ".join(e.text for e in unit), _heading(ev, found))
+            for ev, unit in zip(candidates, units, strict=True)
+        ]
         return ForReader(query.search if query.history else query.text, candidates, units, shown)
 
     @staticmethod
@@ -303,18 +376,30 @@ class Pipeline:
         if len(query.parts) == 1:
             return list(unit)
         held = {(e.doc_id, e.start) for e in unit}
-        return list(unit) + [lead.sentence for lead in found.leads[1:]
-                             if (lead.sentence.doc_id, lead.sentence.start) not in held]
+        return list(unit) + [
+            lead.sentence
+            for lead in found.leads[1:]
+            if (lead.sentence.doc_id, lead.sentence.start) not in held
+        ]
 
-    def unit(self, query: Query, ev: Evidence, found: Retrieved,
-             retriever: Retriever) -> list[Evidence]:
+    def unit(
+        self, query: Query, ev: Evidence, found: Retrieved, retriever: Retriever
+    ) -> list[Evidence]:
         """What quoting `ev` shows: it, and the next sentence of its paragraph when that one
         finishes or elaborates it."""
         lead = Lead(ev, retriever.next_sentence(ev))
         return compose.selection([lead], found.ranked, query.asking, other_doc=False)
 
-    def judge(self, reader: Reader, query: Query, found: Retrieved, rules: Rules,
-              retriever: Retriever, s: Settings, first: Answer) -> Answer:
+    def judge(
+        self,
+        reader: Reader,
+        query: Query,
+        found: Retrieved,
+        rules: Rules,
+        retriever: Retriever,
+        s: Settings,
+        first: Answer,
+    ) -> Answer:
         """The reader's outcome: the passage it judged answers, quoted; the best passage,
         marked not sure; or the documents don't say. A reader that fails, gives no
         probabilities or waits too long for its model leaves the rules' answer (`first`),
@@ -329,41 +414,66 @@ class Pipeline:
         else:
             why = "the reader gave no probabilities"
         if judged is None:
-            return dataclasses.replace(first, note=f"{first.note}; {why}, so the rules decided",
-                                       why=f"{first.why} {WHY_NOT_CHECKED}".strip())
+            return dataclasses.replace(
+                first,
+                note=f"{first.note}; {why}, so the rules decided",
+                why=f"{first.why} {WHY_NOT_CHECKED}".strip(),
+            )
         verdict, chosen = judged.verdict, judged.signals.chosen
         tokens = getattr(reader, "tokens_read", None)
         read_ = f" ({tokens} tokens read)" if tokens else ""
         seen = tuple(compose.quoted(u).text for u in judged.units)
         n = len(judged.p)
-        said = (f"the reader: P(yes) {', '.join(f'{p:.2f}' for p in judged.p)} for the "
-                f"{n} best passage{'s' if n > 1 else ''}{read_}, passage {chosen + 1} "
-                f"chosen; P(right) {verdict.right:.2f} (answer at "
-                f"{self.models['reader'].threshold:.2f}), P(not in the documents) "
-                f"{verdict.absent:.2f} (refuse at "
-                f"{self.models['reader_unanswerable'].threshold:.2f})")
+        said = (
+            f"the reader: P(yes) {', '.join(f'{p:.2f}' for p in judged.p)} for the "
+            f"{n} best passage{'s' if n > 1 else ''}{read_}, passage {chosen + 1} "
+            f"chosen; P(right) {verdict.right:.2f} (answer at "
+            f"{self.models['reader'].threshold:.2f}), P(not in the documents) "
+            f"{verdict.absent:.2f} (refuse at "
+            f"{self.models['reader_unanswerable'].threshold:.2f})"
+        )
         if verdict.outcome == "not_in_documents":
-            judged_why = ("The reader model judged that none of the "
-                          f"{n} passages closest to the question answers it." if n > 1 else
-                          "The reader model judged that the passage closest to the question "
-                          "does not answer it.")
+            judged_why = (
+                "The reader model judged that none of the "
+                f"{n} passages closest to the question answers it."
+                if n > 1
+                else "The reader model judged that the passage closest to the question "
+                "does not answer it."
+            )
             answer = self.refusal(query, rules, s, verdict.absent, said, judged_why)
             return dataclasses.replace(answer, judged=seen)
         rendered = compose.quoted(self.shown(query, judged.units[chosen], found))
-        why = (WHY_READER_ANSWER if verdict.outcome == "answer" else
-               _doubt(rules, WHY_READER_NOT_SURE))
-        return Answer(query.text, rendered.text, "extractive", tuple(rendered.citations),
-                      query.search, note=said, confidence=verdict.right,
-                      outcome=verdict.outcome, why=why, judged=seen)
+        why = (
+            WHY_READER_ANSWER if verdict.outcome == "answer" else _doubt(rules, WHY_READER_NOT_SURE)
+        )
+        return Answer(
+            query.text,
+            rendered.text,
+            "extractive",
+            tuple(rendered.citations),
+            query.search,
+            note=said,
+            confidence=verdict.right,
+            outcome=verdict.outcome,
+            why=why,
+            judged=seen,
+        )
 
     def quote(self, query: Query, found: Retrieved) -> Answer:
         """The best sentences, quoted word for word."""
         text, cited = compose.quote(found.leads, found.ranked, query.asking)
-        return Answer(query.text, text, "extractive", tuple(cited), query.search,
-                      note="quoted from the sources")
+        return Answer(
+            query.text,
+            text,
+            "extractive",
+            tuple(cited),
+            query.search,
+            note="quoted from the sources",
+        )
 
-    def rewrite(self, generator: Generator, prompt: Prompt, s: Settings,
-                clock: _Clock) -> abc.Generator[str, None, str | None]:
+    def rewrite(
+        self, generator: Generator, prompt: Prompt, s: Settings, clock: _Clock
+    ) -> abc.Generator[str, None, str | None]:
         """The model's rewrite, yielded piece by piece; returns the whole draft, or None when
         the model could not answer."""
         pieces = []
@@ -383,12 +493,17 @@ class Pipeline:
         was, its plain reason unchanged, and the note saying why the rewrite was dropped."""
         rendered, why = compose.checked(query, draft, prompt.evidence, self.checker)
         if rendered is None:
-            return dataclasses.replace(quote, note=f"{quote.note}; the rewrite was not used "
-                                       f"({why})")
+            return dataclasses.replace(
+                quote, note=f"{quote.note}; the rewrite was not used ({why})"
+            )
         return dataclasses.replace(
-            quote, text=rendered.text, mode="generate", citations=tuple(rendered.citations),
+            quote,
+            text=rendered.text,
+            mode="generate",
+            citations=tuple(rendered.citations),
             note=f"{quote.note}; rewritten, every sentence checked against its source",
-            why=f"{quote.why} {WHY_REWRITTEN}".strip())
+            why=f"{quote.why} {WHY_REWRITTEN}".strip(),
+        )
 
     # -- pieces ---------------------------------------------------------------------------
     def _retriever(self, method: str) -> Retriever:
@@ -408,8 +523,13 @@ class Pipeline:
             best = self.embedder.embed([top.text])[0]
         return float(max(asked @ best))
 
-    def fit_prompt(self, query: Query, evidence: list[Evidence], s: Settings,
-                   generator: Generator | None = None) -> Prompt | None:
+    def fit_prompt(
+        self,
+        query: Query,
+        evidence: list[Evidence],
+        s: Settings,
+        generator: Generator | None = None,
+    ) -> Prompt | None:
         """The prompt, within the model's context less the reply's `max_tokens`: the earlier
         question goes first, then the weakest sources; None when even the question and the
         best source do not fit (the quote is the answer then)."""
@@ -427,8 +547,12 @@ class Pipeline:
             else:
                 return None
 
-    def messages(self, question: str, evidence: list[Evidence], history: Sequence[str] = ()) -> list[Message]:
-        sources = "\n".join(f"[{i}] {' '.join(ev.text.split())}" for i, ev in enumerate(evidence, 1))
+    def messages(
+        self, question: str, evidence: list[Evidence], history: Sequence[str] = ()
+    ) -> list[Message]:
+        sources = "\n".join(
+            f"[{i}] {' '.join(ev.text.split())}" for i, ev in enumerate(evidence, 1)
+        )
         context = f"Earlier question: {history[-1]}\n" if history else ""
         return [
             {"role": "system", "content": SYSTEM_PROMPT},
@@ -466,10 +590,20 @@ def _earlier(history: Sequence[str], s: Settings) -> list[str]:
     return [h.strip()[: s.max_question_chars] for h in history if h and h.strip()]
 
 
-def _abstain(query: Query, text: str, note: str, sure: float | None = None,
-             why: str = "") -> Answer:
-    return Answer(query.text, text, "abstained", (), query.search, note=note, confidence=sure,
-                  outcome="not_in_documents", why=why)
+def _abstain(
+    query: Query, text: str, note: str, sure: float | None = None, why: str = ""
+) -> Answer:
+    return Answer(
+        query.text,
+        text,
+        "abstained",
+        (),
+        query.search,
+        note=note,
+        confidence=sure,
+        outcome="not_in_documents",
+        why=why,
+    )
 
 
 def _doubt(rules: Rules, why: str) -> str:
@@ -481,9 +615,12 @@ def _doubt(rules: Rules, why: str) -> str:
 def _unchecked(first: Answer, waited: float, bound: float, said: str = "") -> Answer:
     """The first answer as the final one, when the reader's verdict would wait too long."""
     said = said or f"the model would be free in about {waited:.0f} s"
-    return dataclasses.replace(first, note=f"{first.note}; no verdict: {said}, more than the "
-                               f"{bound:.0f} s an answer may wait (max_wait)",
-                               why=f"{first.why} {WHY_BUSY}".strip())
+    return dataclasses.replace(
+        first,
+        note=f"{first.note}; no verdict: {said}, more than the "
+        f"{bound:.0f} s an answer may wait (max_wait)",
+        why=f"{first.why} {WHY_BUSY}".strip(),
+    )
 
 
 def _heading(ev: Evidence, found: Retrieved) -> str:

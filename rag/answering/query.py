@@ -70,8 +70,14 @@ def read(question: str, history: Sequence[str] = ()) -> Query:
         asks = (read_ask(question, search),)
     else:
         asks = tuple(read_ask(part, retrieval_query(part, history)) for part in parts)
-    return Query(question, history, search, key_terms(question), asks,
-                 read_ask(asking_part(question), search))
+    return Query(
+        question,
+        history,
+        search,
+        key_terms(question),
+        asks,
+        read_ask(asking_part(question), search),
+    )
 
 
 def read_ask(text: str, search: str) -> Ask:
@@ -79,8 +85,15 @@ def read_ask(text: str, search: str) -> Ask:
     spelling: dict[str, str] = {}
     for t in tokens(text):
         spelling.setdefault(stem(t), t)
-    return Ask(text, search, answer_type(text), key_terms(text), asked_for(text),
-               tuple(spelling.items()), asks_how_to(text))
+    return Ask(
+        text,
+        search,
+        answer_type(text),
+        key_terms(text),
+        asked_for(text),
+        tuple(spelling.items()),
+        asks_how_to(text),
+    )
 
 
 def check_question(question: str, settings: Settings) -> str:
@@ -97,10 +110,15 @@ def check_question(question: str, settings: Settings) -> str:
         raise InputError("the question has no words to search for: ask about the documents")
     language = foreign_language(q)
     if language:
-        written = f"is written in {language}" if language.endswith("script") else (
-            "is not" if language == "another language" else f"reads as {language}")
-        raise InputError(f"ask in English: the embedding model and the answer checks read "
-                         f"English only, and this question {written}")
+        written = (
+            f"is written in {language}"
+            if language.endswith("script")
+            else ("is not" if language == "another language" else f"reads as {language}")
+        )
+        raise InputError(
+            f"ask in English: the embedding model and the answer checks read "
+            f"English only, and this question {written}"
+        )
     return q
 
 

@@ -89,8 +89,12 @@ class _Bm25:
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
         tokenized = self._bm25s.tokenize(
-            texts, token_pattern=TOKEN_PATTERN, stopwords=sorted(STOPWORDS), stemmer=_stems,
-            return_ids=False, show_progress=False,
+            texts,
+            token_pattern=TOKEN_PATTERN,
+            stopwords=sorted(STOPWORDS),
+            stemmer=_stems,
+            return_ids=False,
+            show_progress=False,
         )
         return [words or ["_"] for words in tokenized]  # a text of stopwords keeps its place
 
@@ -98,8 +102,9 @@ class _Bm25:
         if not self.n:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         k = min(k, self.n)
-        ids, scores = self.model.retrieve(self._tokenize([query]), k=k, show_progress=False,
-                                          n_threads=1)
+        ids, scores = self.model.retrieve(
+            self._tokenize([query]), k=k, show_progress=False, n_threads=1
+        )
         return ids[0].astype(np.int64), scores[0].astype(np.float32)
 
 
@@ -123,8 +128,9 @@ class _Vocabulary(Collection[str]):
 
     @functools.cached_property
     def _stems(self) -> frozenset[str]:
-        return frozenset().union(*(text_stems(e.doc.text) | initialisms(e.doc.text)
-                                   for e in self._index.docs.values()))
+        return frozenset().union(
+            *(text_stems(e.doc.text) | initialisms(e.doc.text) for e in self._index.docs.values())
+        )
 
     def __contains__(self, stem_: object) -> bool:
         return stem_ in self._stems
@@ -150,7 +156,9 @@ class Retriever:
     @property
     def bm25(self) -> _Bm25:
         if self._bm25 is None:
-            self._bm25 = _Bm25([chunk_search_text(self.index, i) for i in range(len(self.index.chunks))])
+            self._bm25 = _Bm25(
+                [chunk_search_text(self.index, i) for i in range(len(self.index.chunks))]
+            )
         return self._bm25
 
     @property
@@ -199,11 +207,15 @@ class Retriever:
             found = self.retrieve(part.search, top_k)
             passages += [p for p in found if p.chunk not in [q.chunk for q in passages]]
             rankings.append(self.evidence(part, found))
-        leads = [Lead(ranking[0], self.next_sentence(ranking[0])) for ranking in rankings if ranking]
+        leads = [
+            Lead(ranking[0], self.next_sentence(ranking[0])) for ranking in rankings if ranking
+        ]
         evidence: list[Evidence] = []
         for row in zip_longest(*rankings):
             for ev in row:
-                if ev is not None and all((ev.doc_id, ev.start) != (e.doc_id, e.start) for e in evidence):
+                if ev is not None and all(
+                    (ev.doc_id, ev.start) != (e.doc_id, e.start) for e in evidence
+                ):
                     evidence.append(ev)
         k = evidence_k + len(query.parts) - 1
         ranked = sorted(evidence, key=lambda e: -e.score)
@@ -221,8 +233,10 @@ class Retriever:
         """
         candidates, x = self.signals(ask, passages)
         scores = x @ np.array(WEIGHTS, dtype=np.float64) if len(candidates) else []
-        out = [Evidence(c.doc.doc_id, c.doc.title, c.doc.source, c.start, c.end, c.text, float(score))
-               for c, score in zip(candidates, scores, strict=True)]
+        out = [
+            Evidence(c.doc.doc_id, c.doc.title, c.doc.source, c.start, c.end, c.text, float(score))
+            for c, score in zip(candidates, scores, strict=True)
+        ]
         out.sort(key=lambda ev: -ev.score)
         return out
 
@@ -237,10 +251,15 @@ class Retriever:
             before = p.chunk.heading
             for start, end in p.chunk.sentences:
                 text = doc.text[start:end]
-                if (doc.doc_id, start) not in seen and not _asks_or_instructs(text) and not (
-                        prose_only and form(text) != "prose"):
+                if (
+                    (doc.doc_id, start) not in seen
+                    and not _asks_or_instructs(text)
+                    and not (prose_only and form(text) != "prose")
+                ):
                     seen.add((doc.doc_id, start))
-                    candidates.append(Candidate(rank, doc, start, end, text, f"{before} {text}".strip()))
+                    candidates.append(
+                        Candidate(rank, doc, start, end, text, f"{before} {text}".strip())
+                    )
                 before = text
         if not candidates:
             return [], np.zeros((0, len(SIGNALS)))
@@ -258,7 +277,11 @@ class Retriever:
         for i, c in enumerate(candidates):
             have = text_stems(c.text)
             lex = sum(w for st, w in weights.items() if st in have) / total
-            fits = wanted.kind != "any" and wanted.satisfied_by(c.text) and (not counted or counted in have)
+            fits = (
+                wanted.kind != "any"
+                and wanted.satisfied_by(c.text)
+                and (not counted or counted in have)
+            )
             rows.append((cos[i], cos_ctx[i], cos_query[i], lex, strength * fits, 1 / (1 + c.rank)))
         return candidates, np.array(rows, dtype=np.float64)
 
@@ -269,8 +292,10 @@ class Retriever:
         speaker). An index built in memory without sentence vectors embeds them instead."""
         stored = [self.index.sentence_vector(c.doc.doc_id, c.start) for c in candidates]
         if any(v is None for v in stored):
-            return (self.embedder.embed([c.text for c in candidates]),
-                    self.embedder.embed([c.in_context for c in candidates]))
+            return (
+                self.embedder.embed([c.text for c in candidates]),
+                self.embedder.embed([c.in_context for c in candidates]),
+            )
         alone = np.stack(stored)
         summed = []
         for c, v in zip(candidates, alone, strict=True):

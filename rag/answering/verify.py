@@ -63,8 +63,9 @@ def plain_reason(c: Coverage) -> str:
         if c.missing:
             said.append(f"No document mentions {_listed(c.missing)}.")
         if c.elsewhere:
-            said.append(f"The passages closest to the question do not mention "
-                        f"{_listed(c.elsewhere)}.")
+            said.append(
+                f"The passages closest to the question do not mention {_listed(c.elsewhere)}."
+            )
         return " ".join(said)
     return c.reason[:1].upper() + c.reason[1:] + "." if c.reason else ""
 
@@ -82,8 +83,10 @@ def fuzzy_in(term: str, have: Collection[str]) -> bool:
         return False
     for h in have:
         short, long_ = (term, h) if len(term) <= len(h) else (h, term)
-        if len(short) >= 4 and long_.startswith(short[: max(4, len(short) - 1)]) and (
-            len(long_) - len(short) <= 3
+        if (
+            len(short) >= 4
+            and long_.startswith(short[: max(4, len(short) - 1)])
+            and (len(long_) - len(short) <= 3)
         ):
             return True
     return False
@@ -110,8 +113,12 @@ def coverage(
     if not terms.stems:
         return Coverage(False, (), "the question names nothing to look for", "nothing")
     if best_cosine < MIN_EVIDENCE_COSINE:
-        return Coverage(False, (), "no sentence found is close to this question "
-                        f"(best match: cosine {best_cosine:.2f})", "unrelated")
+        return Coverage(
+            False,
+            (),
+            f"no sentence found is close to this question (best match: cosine {best_cosine:.2f})",
+            "unrelated",
+        )
     have = text_stems(retrieved_text) | initialisms(retrieved_text)  # "GFDL" as its words too
     written = dict(ask.spelling)
     order = {s: i for i, s in enumerate(written)}
@@ -120,8 +127,10 @@ def coverage(
     if missing:
         return _absent([written.get(s, s) for s in missing], missing, vocabulary)
     thing = ask.asked_for
-    if thing and not fuzzy_in(stem(thing), have) and (
-        embedder is None or closest_word(embedder, thing, retrieved_text) < MIN_SYNONYM_COSINE
+    if (
+        thing
+        and not fuzzy_in(stem(thing), have)
+        and (embedder is None or closest_word(embedder, thing, retrieved_text) < MIN_SYNONYM_COSINE)
     ):
         return _absent([thing], [stem(thing)], vocabulary)
     wanted = ask.answer_type
@@ -140,11 +149,15 @@ def coverage(
                 return Coverage(True, (), "")
         else:
             return Coverage(True, (), "")
-    what = {"count": "number", "amount": "figure", "date": "date", "when": "time",
-            "duration": "length of time"}[wanted.kind]
+    what = {
+        "count": "number",
+        "amount": "figure",
+        "date": "date",
+        "when": "time",
+        "duration": "length of time",
+    }[wanted.kind]
     of = f" of {wanted.counted}" if wanted.kind == "count" and wanted.counted else ""
-    return Coverage(False, (), f"the best-matching sentences give no {what}{of} for this",
-                    "answer")
+    return Coverage(False, (), f"the best-matching sentences give no {what}{of} for this", "answer")
 
 
 def closest_word(embedder: Embedder, word: str, text: str) -> float:
@@ -201,7 +214,9 @@ _SPEAKER = re.compile(  # "Macron said", "Macron, speaking in Paris, said", "sai
 def _name_sources(numbers: list[int]) -> str:
     """ "source [2]" or "sources [1][3]": a reason names the sources it was checked against."""
     marks = "".join(f"[{n}]" for n in numbers)
-    return f"source {marks}" if len(numbers) == 1 else f"sources {marks}" if numbers else "the sources"
+    return (
+        f"source {marks}" if len(numbers) == 1 else f"sources {marks}" if numbers else "the sources"
+    )
 
 
 def _negated(text: str) -> bool:
@@ -236,8 +251,11 @@ def _held_words(sentence: str) -> set[str]:
         low = tok.lower()
         if tok[0].isupper() and low not in STOPWORDS and low not in QUESTION_WORDS:
             out.add(stem(tok))
-        out |= {stem(p) for p in re.split(r"[-'’]", low) if p in _NUMBER_WORDS
-                or p.endswith("s") and p[:-1] in _NUMBER_WORDS}
+        out |= {
+            stem(p)
+            for p in re.split(r"[-'’]", low)
+            if p in _NUMBER_WORDS or p.endswith("s") and p[:-1] in _NUMBER_WORDS
+        }
     return out
 
 
@@ -275,13 +293,18 @@ class Checker:
         held = terms.numbers | _held_words(sentence)  # the names are among its capitalised words
         loose = sorted(written.get(s, s) for s in held - have)
         if loose:
-            return Support(False, tuple(numbers), f"names or numbers not in {src}: {', '.join(loose)}")
+            return Support(
+                False, tuple(numbers), f"names or numbers not in {src}: {', '.join(loose)}"
+            )
         share = len(words & have) / len(words)
         if share < MIN_SUPPORT_WORDS:
             return Support(False, tuple(numbers), f"only {share:.0%} of its words are in {src}")
         if _negated(sentence) != _negated(source):
-            which = f"it has a negation that {src} lacks" if _negated(sentence) else (
-                f"{src} has a negation that it lacks")
+            which = (
+                f"it has a negation that {src} lacks"
+                if _negated(sentence)
+                else (f"{src} has a negation that it lacks")
+            )
             return Support(False, tuple(numbers), which)
         speakers = _speakers(sentence) - _speakers(source)
         if speakers:
@@ -290,5 +313,7 @@ class Checker:
         vecs = self.embedder.embed([sentence, *[e.text for e in cited]])
         cos = float(np.max(vecs[1:] @ vecs[0]))
         if cos < MIN_SUPPORT_COSINE:
-            return Support(False, tuple(numbers), f"its meaning is far from {src} (cosine {cos:.2f})")
+            return Support(
+                False, tuple(numbers), f"its meaning is far from {src} (cosine {cos:.2f})"
+            )
         return Support(True, tuple(numbers), "")

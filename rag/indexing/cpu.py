@@ -38,14 +38,25 @@ def vector_extensions(flags: frozenset[str] | set[str] | None = None) -> dict:
         "avx_vnni": "avx_vnni" in flags,
         "amx": any(f.startswith("amx") for f in flags),
     }
-    best = ("AMX" if has["amx"] else "AVX-512 VNNI" if has["avx512_vnni"] else "AVX-512"
-            if has["avx512"] else "AVX2 with VNNI" if has["avx_vnni"] else "AVX2" if has["avx2"]
-            else "older than AVX2")
+    best = (
+        "AMX"
+        if has["amx"]
+        else "AVX-512 VNNI"
+        if has["avx512_vnni"]
+        else "AVX-512"
+        if has["avx512"]
+        else "AVX2 with VNNI"
+        if has["avx_vnni"]
+        else "AVX2"
+        if has["avx2"]
+        else "older than AVX2"
+    )
     return {**has, "best": best}
 
 
-def int8_dot_products(flags: frozenset[str] | set[str] | None = None,
-                      cap: str | None = None) -> bool:
+def int8_dot_products(
+    flags: frozenset[str] | set[str] | None = None, cap: str | None = None
+) -> bool:
     """Does this CPU multiply int8 vectors in one instruction (AVX-512 VNNI, AVX-VNNI, AMX),
     within the oneDNN cap if one is set? Without it int8 runs slower than float here."""
     has = vector_extensions(flags)

@@ -219,8 +219,13 @@ class OpenVinoEmbedder(_ExportedEmbedder):
             import openvino as ov
         except ImportError as e:
             raise ModelError(f"openvino is not installed ({e}): pip install openvino") from None
-        super().__init__(model_dir, "openvino-int8" if int8 else "openvino",
-                         "openvino-int8.xml" if int8 else "model.onnx", cache_dir, batch_size)
+        super().__init__(
+            model_dir,
+            "openvino-int8" if int8 else "openvino",
+            "openvino-int8.xml" if int8 else "model.onnx",
+            cache_dir,
+            batch_size,
+        )
         config = {"PERFORMANCE_HINT": "LATENCY"}
         cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
         if cap and "BF16" not in cap and "AMX" not in cap:
@@ -337,8 +342,11 @@ def _load(model_dir: str, backend: str) -> Embedder:
         except ModelError as e:
             if not _model_exists(model_dir):
                 raise
-            log.warning("embedding in float32 instead of int8 (an index built in int8 is "
-                        "rebuilt by `rag index`): %s", e)
+            log.warning(
+                "embedding in float32 instead of int8 (an index built in int8 is "
+                "rebuilt by `rag index`): %s",
+                e,
+            )
             backend = "openvino"
     if backend != "torch":
         try:

@@ -26,8 +26,12 @@ def default_cache_dir() -> Path:
 
 
 # each file and the one it is made from
-_MADE_FROM = {"model.onnx": None, "model-fp32.onnx": "model.onnx",
-              "model-int8.onnx": "model-fp32.onnx", "openvino-int8.xml": "model.onnx"}
+_MADE_FROM = {
+    "model.onnx": None,
+    "model-fp32.onnx": "model.onnx",
+    "model-int8.onnx": "model-fp32.onnx",
+    "openvino-int8.xml": "model.onnx",
+}
 
 
 def _steps(file: str) -> list[str]:
@@ -64,8 +68,12 @@ def export_onnx(path: Path, name: str, file: str = "model.onnx", cache_dir=None)
                 _export_step(path, folder, step, Path(tmp) / step)
             except ModelError:
                 raise
-            except Exception as e:  # torch's exporter, onnxruntime's and NNCF's tools raise many kinds
-                raise ModelError(f"cannot export {path} to {step}: {type(e).__name__}: {e}") from None
+            except (
+                Exception
+            ) as e:  # torch's exporter, onnxruntime's and NNCF's tools raise many kinds
+                raise ModelError(
+                    f"cannot export {path} to {step}: {type(e).__name__}: {e}"
+                ) from None
             weights = (Path(tmp) / step).with_suffix(".bin")  # an OpenVINO file's weights
             if weights.is_file():
                 os.replace(weights, (folder / step).with_suffix(".bin"))
@@ -234,10 +242,14 @@ def calibration_texts(path: Path) -> list[str]:
     lines = [" ".join(x.split()) for x in text.splitlines()]
     lines = [x for x in lines if len(x) >= 20]
     flat = " ".join(lines)
-    windows = [flat[i : i + CALIBRATION_WINDOW] for i in range(0, len(flat), CALIBRATION_WINDOW // 2)]
+    windows = [
+        flat[i : i + CALIBRATION_WINDOW] for i in range(0, len(flat), CALIBRATION_WINDOW // 2)
+    ]
     if len(flat) < 2_000:
-        raise ModelError(f"{path} has no model card (README.md) long enough to calibrate int8 on; "
-                         "use --embed-backend openvino")
+        raise ModelError(
+            f"{path} has no model card (README.md) long enough to calibrate int8 on; "
+            "use --embed-backend openvino"
+        )
     return windows + lines
 
 
@@ -258,14 +270,22 @@ def quantize_openvino(path: Path, source: Path, target: Path) -> None:
 
     def feed(text: str) -> dict:
         ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
-        return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        return {
+            "input_ids": ids,
+            "attention_mask": np.ones_like(ids),
+            "token_type_ids": np.zeros_like(ids),
+        }
 
     texts = calibration_texts(path)
     console = rich.get_console()  # NNCF draws its progress bars on rich's shared console
     was, console.quiet = console.quiet, True  # the one-line "exporting … once" says enough
     try:
-        model = nncf.quantize(ov.Core().read_model(str(source)), nncf.Dataset(texts, feed),
-                              model_type=nncf.ModelType.TRANSFORMER, subset_size=len(texts))
+        model = nncf.quantize(
+            ov.Core().read_model(str(source)),
+            nncf.Dataset(texts, feed),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(texts),
+        )
     finally:
         console.quiet = was
     ov.save_model(model, str(target), compress_to_fp16=False)

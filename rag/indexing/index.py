@@ -13,6 +13,7 @@ from ..types import Chunk, Document
 ANN_THRESHOLD = 20_000  # above this many chunks, HNSW instead of exact search
 EF_SEARCH = 200  # HNSW search breadth: recall@10 0.95 against exact search in `rag bench`
 
+
 @dataclass(frozen=True)
 class IndexConfig:
     """What an index was built with; an index is only used with the same config."""

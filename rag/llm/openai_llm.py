@@ -33,14 +33,24 @@ class OpenAIGenerator:
     server that sends nothing but keep-alive comments fails too.
     """
 
-    def __init__(self, url: str, model: str = "", timeout: float = 60.0, context_tokens: int = 2048,
-                 retries: int = RETRIES, backoff: float = BACKOFF, api_key: str = ""):
+    def __init__(
+        self,
+        url: str,
+        model: str = "",
+        timeout: float = 60.0,
+        context_tokens: int = 2048,
+        retries: int = RETRIES,
+        backoff: float = BACKOFF,
+        api_key: str = "",
+    ):
         if not url.startswith(("http://", "https://")):
             raise ModelError(f"--llm-url must start with http:// or https://, got {url!r}")
         try:
             httpx.URL(url)
         except httpx.InvalidURL as e:
-            raise ModelError(f"--llm-url {url!r} is not a URL ({e}): give http://HOST:PORT/v1") from None
+            raise ModelError(
+                f"--llm-url {url!r} is not a URL ({e}): give http://HOST:PORT/v1"
+            ) from None
         self.url = url.rstrip("/")
         self.model = model or "default"
         self.timeout = timeout
@@ -61,8 +71,13 @@ class OpenAIGenerator:
         return estimate_tokens(text)
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
-        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                "temperature": temperature, "stream": True}
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
         response = self._open(body)
         try:
             if response.status_code != 200:
@@ -87,8 +102,10 @@ class OpenAIGenerator:
         except httpx.TimeoutException:
             raise self._timed_out() from None
         except (ValueError, httpx.TransportError):
-            raise ModelError(f"the LLM server at {self.url} did not send a JSON reply; check "
-                             "--llm-url (it ends in /v1)") from None
+            raise ModelError(
+                f"the LLM server at {self.url} did not send a JSON reply; check "
+                "--llm-url (it ends in /v1)"
+            ) from None
         finally:
             response.close()
         if not isinstance(data, dict):
@@ -194,7 +211,7 @@ class OpenAIGenerator:
         code = response.status_code
         fix = {
             404: "check --llm-url (it ends in /v1) and that the server has the model "
-                 f"{self.model!r}",
+            f"{self.model!r}",
             401: self._key_fix(),
             403: self._key_fix(),
         }.get(code, "check its log")
@@ -234,16 +251,28 @@ class OpenAIReader:
     def expected_wait(self) -> float:
         return 0.0  # the server queues its own requests
 
-    def judge(self, question: str, candidates, stop_at: float = 1.0,
-              window: int = MAX_PASSAGE_CHARS, wait_s: float | None = None) -> list[float] | None:
+    def judge(
+        self,
+        question: str,
+        candidates,
+        stop_at: float = 1.0,
+        window: int = MAX_PASSAGE_CHARS,
+        wait_s: float | None = None,
+    ) -> list[float] | None:
         from .reader import NO, YES, messages, p_yes
 
         yes_words, no_words = {w.strip() for w in YES}, {w.strip() for w in NO}
         out: list[float] = []
         for c in candidates:
-            reply = self.server.complete({"messages": messages(question, c, window), "max_tokens": 1,
-                                          "temperature": 0, "logprobs": True,
-                                          "top_logprobs": self.TOP})
+            reply = self.server.complete(
+                {
+                    "messages": messages(question, c, window),
+                    "max_tokens": 1,
+                    "temperature": 0,
+                    "logprobs": True,
+                    "top_logprobs": self.TOP,
+                }
+            )
             top = _top_logprobs(reply)
             if not top:
                 return None

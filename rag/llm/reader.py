@@ -57,8 +57,14 @@ class Candidate:
 class Reader(Protocol):
     name: str
 
-    def judge(self, question: str, candidates: Sequence[Candidate], stop_at: float = 1.0,
-              window: int = MAX_PASSAGE_CHARS, wait_s: float | None = None) -> list[float] | None:
+    def judge(
+        self,
+        question: str,
+        candidates: Sequence[Candidate],
+        stop_at: float = 1.0,
+        window: int = MAX_PASSAGE_CHARS,
+        wait_s: float | None = None,
+    ) -> list[float] | None:
         """P(the candidate answers the question) for the candidates in order, each cut to
         `window` characters, stopping after the first at or above `stop_at` (the list is then
         shorter); None when the model gives no probabilities. A reader that would have to wait
@@ -140,8 +146,7 @@ class LlamaReader:
     one batched decode after their shared prefix. Prompts are rendered with the chat template
     stored in the GGUF, as the generator's are."""
 
-    def __init__(self, llm, lock: ModelLock | None = None, name: str = "",
-                 batch: int = BATCH):
+    def __init__(self, llm, lock: ModelLock | None = None, name: str = "", batch: int = BATCH):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.llm = llm
@@ -149,12 +154,15 @@ class LlamaReader:
         self._lock = lock or ModelLock()
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
-            raise ModelError(f"{self.name} has no chat template, so it cannot be asked as a "
-                             "reader: pass another GGUF with --reader, or --reader none")
+            raise ModelError(
+                f"{self.name} has no chat template, so it cannot be asked as a "
+                "reader: pass another GGUF with --reader, or --reader none"
+            )
         eos, bos = llm.token_eos(), llm.token_bos()
         text = llm._model.token_get_text  # noqa: SLF001 - the chat handler reads them the same way
-        self._format = Jinja2ChatFormatter(template, text(eos) if eos != -1 else "",
-                                           text(bos) if bos != -1 else "")
+        self._format = Jinja2ChatFormatter(
+            template, text(eos) if eos != -1 else "", text(bos) if bos != -1 else ""
+        )
         self._yes = self._first_tokens(YES)
         self._no = self._first_tokens(NO)
         self.batch = max(1, batch)
@@ -172,24 +180,33 @@ class LlamaReader:
         ids = {self.llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words}
         return sorted(ids)
 
-    def tokens(self, question: str, candidate: Candidate,
-               window: int = MAX_PASSAGE_CHARS) -> list[int]:
+    def tokens(
+        self, question: str, candidate: Candidate, window: int = MAX_PASSAGE_CHARS
+    ) -> list[int]:
         rendered = self._format(messages=messages(question, candidate, window))
-        return self.llm.tokenize(rendered.prompt.encode("utf-8"),
-                                 add_bos=not rendered.added_special, special=True)
+        return self.llm.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
 
     def expected_wait(self) -> float:
         return self._lock.expected_wait(first=True)
 
-    def judge(self, question: str, candidates: Sequence[Candidate], stop_at: float = 1.0,
-              window: int = MAX_PASSAGE_CHARS, wait_s: float | None = None) -> list[float] | None:
+    def judge(
+        self,
+        question: str,
+        candidates: Sequence[Candidate],
+        stop_at: float = 1.0,
+        window: int = MAX_PASSAGE_CHARS,
+        wait_s: float | None = None,
+    ) -> list[float] | None:
         """The first candidate alone (a clear yes stops there), the rest in groups of `batch`,
         each group in one decode; stops after a group that holds a candidate at or above
         `stop_at`. `tokens_read` then says how many prompt tokens the verdict evaluated."""
         prompts = [self.tokens(question, c, window) for c in candidates]
         first = 1 if stop_at < 1.0 else self.batch
-        groups = [prompts[:first]] + [prompts[i : i + self.batch]
-                                      for i in range(first, len(prompts), self.batch)]
+        groups = [prompts[:first]] + [
+            prompts[i : i + self.batch] for i in range(first, len(prompts), self.batch)
+        ]
         out: list[float] = []
         # a person waits on the verdict; rewrites can wait
         with self._lock.hold(first=True, timeout=wait_s):
@@ -231,8 +248,9 @@ class _Context:
         params.kv_unified = True
         try:
             self.ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)  # noqa: SLF001
-            self.batch = _internals.LlamaBatch(n_tokens=params.n_batch, embd=0, n_seq_max=seqs,
-                                               verbose=False)
+            self.batch = _internals.LlamaBatch(
+                n_tokens=params.n_batch, embd=0, n_seq_max=seqs, verbose=False
+            )
         except ValueError as e:
             raise ModelError(f"llama.cpp cannot make a context for the reader: {e}") from None
         self.n_ctx, self.n_batch, self.seqs = params.n_ctx, params.n_batch, seqs
@@ -254,8 +272,10 @@ class _Context:
         """The logits after each prompt (at most seqs - 1 of them)."""
         shared = min(_common(prompts), min(len(p) for p in prompts) - 1)
         if max(len(p) for p in prompts) > self.n_ctx:
-            raise ModelError(f"a reader prompt of {max(len(p) for p in prompts)} tokens does not "
-                             f"fit the model's context of {self.n_ctx}")
+            raise ModelError(
+                f"a reader prompt of {max(len(p) for p in prompts)} tokens does not "
+                f"fit the model's context of {self.n_ctx}"
+            )
         keep = _common([self.prefix, prompts[0][:shared]]) if self.prefix else 0
         self.ctx.kv_cache_seq_rm(0, keep, -1)
         for start in range(keep, shared, self.n_batch):
@@ -281,8 +301,12 @@ class _Context:
             last.append(len(rows) - 1)
         try:
             self._decode(rows)
-            return [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx.ctx, j),
-                                          shape=(self.n_vocab,)).copy() for j in last]
+            return [
+                np.ctypeslib.as_array(
+                    llama_cpp.llama_get_logits_ith(self.ctx.ctx, j), shape=(self.n_vocab,)
+                ).copy()
+                for j in last
+            ]
         finally:
             for i in range(1, len(group) + 1):
                 self.ctx.kv_cache_seq_rm(i, -1, -1)

@@ -41,13 +41,23 @@ def chunk_document(doc_id: str, text: str, size: int = 600, overlap: int = 1) ->
         sections = [(None, [Span(sp.start, sp.end) for sp in spans])]
     chunks: list[Chunk] = []
     for heading, sentences in sections:
-        title = " ".join(re.sub(r"^#+\s*", "", text[heading.start : heading.end]).split()) if heading else ""
+        title = (
+            " ".join(re.sub(r"^#+\s*", "", text[heading.start : heading.end]).split())
+            if heading
+            else ""
+        )
         for i, group in enumerate(_group(sentences, size, overlap)):
             start = heading.start if (heading and i == 0) else group[0].start
             end = group[-1].end
             chunks.append(
-                Chunk(doc_id, text[start:end], start, end, title,
-                      tuple((g.start, g.end) for g in group))
+                Chunk(
+                    doc_id,
+                    text[start:end],
+                    start,
+                    end,
+                    title,
+                    tuple((g.start, g.end) for g in group),
+                )
             )
     return chunks
 

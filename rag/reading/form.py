@@ -39,7 +39,7 @@ _ASKS_FOR_FORM = re.compile(
 
 
 def form(text: str) -> Form:
-    """"prose" unless the text reads as code or as a title, judged by its form alone:
+    """ "prose" unless the text reads as code or as a title, judged by its form alone:
     sentences end with a full stop and are mostly words; code is dense with symbols or
     made of lines that each look like an assignment, a command or markup; a title is a short
     line that ends like no sentence."""
@@ -54,8 +54,9 @@ def form(text: str) -> Form:
     if plain.startswith(("$ ", "# ", ">>> ", "```")):
         return "code"
     if len(lines) >= 2 and not ends:
-        codey = sum(bool(_CODE_LINE.match(ln)) or not _SENTENCE_END.search(ln.strip())
-                    for ln in lines)
+        codey = sum(
+            bool(_CODE_LINE.match(ln)) or not _SENTENCE_END.search(ln.strip()) for ln in lines
+        )
         if codey == len(lines) and len(words) < 8 * len(lines):
             return "code"
     if symbols > 0.12 and len(words) < 0.25 * len(chars) / 4:

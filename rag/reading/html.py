@@ -20,15 +20,65 @@ from __future__ import annotations
 import re
 import warnings
 
-_DROP = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object", "embed",
-         "canvas", "audio", "video", "map", "button", "select", "input", "textarea", "nav",
-         "footer", "dialog"}
+_DROP = {
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "head",
+    "svg",
+    "iframe",
+    "object",
+    "embed",
+    "canvas",
+    "audio",
+    "video",
+    "map",
+    "button",
+    "select",
+    "input",
+    "textarea",
+    "nav",
+    "footer",
+    "dialog",
+}
 _DROP_ROLES = {"navigation", "search", "contentinfo", "banner", "dialog", "alertdialog"}
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
-_BLOCKS = {"address", "article", "aside", "blockquote", "dd", "details", "div", "dl", "dt",
-           "fieldset", "figcaption", "figure", "form", "header", "hr", "li", "main", "ol", "p",
-           "pre", "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
-           "caption", "center", "body", "html", *_HEADINGS}
+_BLOCKS = {
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "form",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "thead",
+    "tfoot",
+    "tr",
+    "ul",
+    "caption",
+    "center",
+    "body",
+    "html",
+    *_HEADINGS,
+}
 _HIDDEN_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*(hidden|collapse)|font-size\s*:\s*0(?![.\d]*[1-9])"
     r"(\.0+)?\s*(px|pt|em|rem|%)?\s*(;|$|!)",
@@ -42,7 +92,9 @@ def html_to_text(html: str) -> tuple[str, str]:
     """(title, text) of an HTML page."""
     from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
 
-    with warnings.catch_warnings():  # XHTML, or a page that is just a URL, is read as HTML on purpose
+    with (
+        warnings.catch_warnings()
+    ):  # XHTML, or a page that is just a URL, is read as HTML on purpose
         warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
         soup = BeautifulSoup(html, "html.parser")
@@ -89,16 +141,22 @@ def _hidden(tag, selectors: list[tuple[str, str]]) -> bool:
         return True
     classes = attrs.get("class") or []
     for kind, name in selectors:
-        if (kind == "class" and name in classes) or (kind == "id" and attrs.get("id") == name) \
-                or (kind == "tag" and tag.name == name):
+        if (
+            (kind == "class" and name in classes)
+            or (kind == "id" and attrs.get("id") == name)
+            or (kind == "tag" and tag.name == name)
+        ):
             return True
     return False
 
 
 def _permalink(tag) -> bool:
     """A "¶" link beside a heading: it points at the heading and says nothing."""
-    return (tag.name == "a" and str(tag.get("href", "")).startswith("#")
-            and tag.get_text().strip() in _PERMALINK)
+    return (
+        tag.name == "a"
+        and str(tag.get("href", "")).startswith("#")
+        and tag.get_text().strip() in _PERMALINK
+    )
 
 
 class _Writer:
@@ -179,6 +237,7 @@ class _Writer:
                 self._end_block()
                 self.lists.pop()
         elif name == "dt":
+
             def after():
                 self._end_block()
                 self.term = len(self.blocks) - 1
@@ -189,6 +248,7 @@ class _Writer:
                 self._end_block()
                 self._describe(first)
         elif name == "li":
+
             def after():
                 prefix = "- "
                 if self.lists and self.lists[-1][0]:

@@ -54,9 +54,15 @@ def make_title(text: str, path: Path, hint: str = "") -> str:
         return " ".join(hint.split())[:200]
     first = next((ln.strip().lstrip("\ufeff") for ln in text[:5000].splitlines() if ln.strip()), "")
     words = first.lstrip("# ").split()
-    if first and (first.startswith("#") or (
-            len(first) <= 120 and len(words) <= 16 and first[-1] not in ".!?:;,…\"”)]"
-            and (first[0].isupper() or first[0].isdigit()))):
+    if first and (
+        first.startswith("#")
+        or (
+            len(first) <= 120
+            and len(words) <= 16
+            and first[-1] not in '.!?:;,…"”)]'
+            and (first[0].isupper() or first[0].isdigit())
+        )
+    ):
         return " ".join(words)[:200]
     return title_from_filename(path.stem)
 
@@ -91,7 +97,9 @@ def read_document(path: Path, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, 
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except PermissionError:
-        raise InputError(f"{name}: permission denied; make it readable and index it again") from None
+        raise InputError(
+            f"{name}: permission denied; make it readable and index it again"
+        ) from None
     except OSError as e:
         raise InputError(f"{name}: cannot read it ({e.strerror})") from None
     if not data.strip():
@@ -116,7 +124,9 @@ def read_document(path: Path, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, 
     if not any(ch.isalnum() for ch in text):
         raise InputError(f"{name}: no text could be read from it")
     if _mostly_control(text):
-        raise InputError(f"{name}: mostly control characters, not readable text; convert it to text")
+        raise InputError(
+            f"{name}: mostly control characters, not readable text; convert it to text"
+        )
     return text, title
 
 
@@ -206,9 +216,18 @@ def _without_running_lines(pages: list[str]) -> list[str]:
     out = []
     for i, p in enumerate(pages):
         edge = set(edges(p))
-        kept = [ln for ln in p.split("\n") if not (ln in edge and (
-            key(ln) in running or (hits >= 3 and number(ln) == i + offset)
-            or re.fullmatch(r"\s*[ivxlcdm]+\s*", ln, re.I)))]
+        kept = [
+            ln
+            for ln in p.split("\n")
+            if not (
+                ln in edge
+                and (
+                    key(ln) in running
+                    or (hits >= 3 and number(ln) == i + offset)
+                    or re.fullmatch(r"\s*[ivxlcdm]+\s*", ln, re.I)
+                )
+            )
+        ]
         out.append("\n".join(kept).strip())
     return out
 
@@ -228,8 +247,9 @@ def _pdf_problem(e: Exception) -> str:
     return f"not a readable PDF ({type(e).__name__}); re-save it"
 
 
-def load_document(path: str | Path, doc_id: str | None = None,
-                  max_chars: int = DEFAULT_MAX_CHARS) -> Document:
+def load_document(
+    path: str | Path, doc_id: str | None = None, max_chars: int = DEFAULT_MAX_CHARS
+) -> Document:
     path = Path(path)
     text, title = read_document(path, max_chars)
     return Document(
@@ -257,16 +277,23 @@ def find_files(root: str | Path, problems: list[str] | None = None) -> list[Path
     problems = [] if problems is None else problems
 
     def unreadable(e: OSError) -> None:
-        line = (f"{printable(str(e.filename))}: cannot read this folder ({e.strerror}); "
-                "its files were skipped")
+        line = (
+            f"{printable(str(e.filename))}: cannot read this folder ({e.strerror}); "
+            "its files were skipped"
+        )
         log.warning("%s", line)
         problems.append(line)
 
     files = []
     for folder, dirs, names in os.walk(root, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files += [Path(folder) / n for n in names
-                  if not n.startswith(".") and Path(n).suffix.lower() in SUPPORTED]
+        files += [
+            Path(folder) / n
+            for n in names
+            if not n.startswith(".") and Path(n).suffix.lower() in SUPPORTED
+        ]
     if not files and not problems:
-        raise InputError(f"{printable(str(root))}: no {'/'.join(SUPPORTED)} files in this folder; add some first")
+        raise InputError(
+            f"{printable(str(root))}: no {'/'.join(SUPPORTED)} files in this folder; add some first"
+        )
     return sorted(files)

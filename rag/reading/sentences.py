@@ -33,13 +33,21 @@ LONG_LINES = 200  # a text whose lines run longer than this is not hard-wrapped
 # one is read as sentences, the term leading the first
 DEFINITION_UNIT = 400
 
-_ITEM = re.compile(r"[ \t]*(?:\d{1,3}[.)]|[a-zA-Z][.)]|\((?:\d{1,3}|[a-zA-Z]|[ivxlc]{1,5})\)|[-*+•–◦▪])[ \t]+(?=\S)")
-_NUMBERED = re.compile(r"[ \t]*(?:\d{1,3}(?:\.\d{1,3})*\.?|[A-Z]\.(?:\d{1,3}\.?)*|(?:section|chapter|part|appendix|article)\s+[\dA-Z][\w.]*[.:]?)\s+\S", re.I)
+_ITEM = re.compile(
+    r"[ \t]*(?:\d{1,3}[.)]|[a-zA-Z][.)]|\((?:\d{1,3}|[a-zA-Z]|[ivxlc]{1,5})\)|[-*+•–◦▪])[ \t]+(?=\S)"
+)
+_NUMBERED = re.compile(
+    r"[ \t]*(?:\d{1,3}(?:\.\d{1,3})*\.?|[A-Z]\.(?:\d{1,3}\.?)*|(?:section|chapter|part|appendix|article)\s+[\dA-Z][\w.]*[.:]?)\s+\S",
+    re.I,
+)
 _SECTION = re.compile(r"[ \t]*\d{1,3}(?:\.\d{1,3})+\.?[ \t]+[A-Z]")  # "2.1 What is R?"
 _ATX = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
 _RULE = re.compile(r"[ \t]*([=\-~^*+#_`':.\"])\1{2,}[ \t]*$")
 _FENCE = re.compile(r"[ \t]*(```|~~~)")
-_DIRECTIVE = re.compile(r"[ \t]*(```|~~~)\{(note|warning|tip|important|caution|attention|danger|error|hint|seealso|admonition|versionadded|versionchanged|deprecated)\}", re.I)
+_DIRECTIVE = re.compile(
+    r"[ \t]*(```|~~~)\{(note|warning|tip|important|caution|attention|danger|error|hint|seealso|admonition|versionadded|versionchanged|deprecated)\}",
+    re.I,
+)
 _TABLE = re.compile(r"[ \t]*\|")
 _LEADER = re.compile(r"(?:\.[ \t]?){4,}[ \t]*[\divxlc]{0,6}[ \t]*$", re.I)  # a contents line's tail
 _END = re.compile(r"[.!?:;][\"'”’)\]]*$")
@@ -256,8 +264,11 @@ def _definition(lines: list[_Line], i: int, nested: bool = True) -> int:
         return 0
     if term.endswith(":") and not term.startswith(":"):
         return 0  # "Options:" introduces what follows (a ":field:" is a term)
-    if here == 0 and (term.isupper() or _heading_text(ln, 0, alone=False)) and \
-            not term.startswith(("-", ":")):
+    if (
+        here == 0
+        and (term.isupper() or _heading_text(ln, 0, alone=False))
+        and not term.startswith(("-", ":"))
+    ):
         return 0
     return column
 
@@ -268,8 +279,14 @@ def _margin_title(lines: list[_Line], i: int) -> bool:
     ln = lines[i]
     nxt = lines[i + 1] if i + 1 < len(lines) else None
     term = ln.text.strip()
-    return (nxt is not None and not nxt.blank and _indent(ln.text) == 0 and term.isupper()
-            and _indent(nxt.text) >= 2 and len(term.split()) <= 6)
+    return (
+        nxt is not None
+        and not nxt.blank
+        and _indent(ln.text) == 0
+        and term.isupper()
+        and _indent(nxt.text) >= 2
+        and len(term.split()) <= 6
+    )
 
 
 def _continues(prev: _Line, line: _Line, width: int) -> bool:
@@ -383,7 +400,9 @@ def _segment(text: str, s: int, e: int, max_len: int) -> list[Span]:
     rest_s, rest_e = _strip(text, s + cursor, e)
     if rest_s < rest_e:
         found.append(Span(rest_s, rest_e))
-    return [hs for sp in _rejoin(text, found) for hs in _hard_split(text, sp.start, sp.end, max_len)]
+    return [
+        hs for sp in _rejoin(text, found) for hs in _hard_split(text, sp.start, sp.end, max_len)
+    ]
 
 
 def _rejoin(text: str, spans: list[Span]) -> list[Span]:
@@ -393,8 +412,12 @@ def _rejoin(text: str, spans: list[Span]) -> list[Span]:
     for sp in spans:
         piece = text[sp.start : sp.end]
         prev = text[out[-1].start : out[-1].end] if out else ""
-        if out and (piece[:1].islower() or not _END.search(prev) or
-                    re.fullmatch(r"\(?\w{1,4}[.)]", prev) or sum(c.isalnum() for c in prev) < 3):
+        if out and (
+            piece[:1].islower()
+            or not _END.search(prev)
+            or re.fullmatch(r"\(?\w{1,4}[.)]", prev)
+            or sum(c.isalnum() for c in prev) < 3
+        ):
             out[-1] = Span(out[-1].start, sp.end)
         else:
             out.append(sp)

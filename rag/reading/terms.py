@@ -25,6 +25,7 @@ def identifiers(text: str) -> set[str]:
     """Underscore-joined identifiers in `text`, lowercased, whole."""
     return {m.group(0).lower() for m in _IDENTIFIER.finditer(text)}
 
+
 # NLTK's English list (bm25s ships it as STOPWORDS_EN_PLUS) less its contractions and their
 # pieces ("don't", "don", "won", "ma"): a negation is content here, and "won" is a verb; plus
 # words that name nothing ("also", "could", "many", "one", "per", "upon", ...).
@@ -154,4 +155,4 @@ def key_terms(text: str) -> KeyTerms:
 
 def _sentence_start(text: str, pos: int) -> bool:
     before = text[:pos].rstrip()
-    return not before or before[-1] in ".!?\"“”:"
+    return not before or before[-1] in '.!?"“”:'
