@@ -229,3 +229,13 @@ def test_an_identifier_is_read_whole_as_well_as_by_its_words():
     assert "snake_case" in text_stems("a name in snake_case") and "snake" in text_stems(
         "snake_case"
     )
+
+
+def test_pdf_ligatures_and_t1_control_codes_become_letters():
+    """A PDF font without a Unicode map leaves ligatures (U+FB01) or TeX T1 control codes
+    (0x1C for "fi") in the text: read as letters, a search for "first" finds "ﬁrst"."""
+    from rag.reading.ingest import _GLYPHS
+
+    assert "the \ufb01rst e\x1bect, \x10quoted\x11 \x15 \x1d".translate(_GLYPHS) == (
+        "the first effect, \u201cquoted\u201d \u2013 fl"
+    )

@@ -182,7 +182,21 @@ def _pdf_text(path: Path, data: bytes, max_chars: int) -> str:
         raise InputError(f"{name}: not a readable PDF (malformed structure); re-save it") from None
     except Exception as e:  # see the docstring; the one-line reason is kept
         raise InputError(f"{name}: {_pdf_problem(e)}") from None
-    return "\n\f\n".join(_dehyphenate(p) for p in _without_running_lines(pages) if p)
+    text = "\n\f\n".join(_dehyphenate(p) for p in _without_running_lines(pages) if p)
+    return text.translate(_GLYPHS)
+
+
+# What a PDF's font may leave in place of letters: typographic ligatures, and the control
+# codes TeX's T1 (Cork) encoding uses for ligatures, quotes and dashes when a font carries
+# no Unicode map. A control code is never text, so the mapping cannot harm a clean file.
+_GLYPHS = str.maketrans(
+    {
+        "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
+        "\ufb05": "st", "\ufb06": "st",
+        "\x1b": "ff", "\x1c": "fi", "\x1d": "fl", "\x1e": "ffi", "\x1f": "ffl",
+        "\x10": "\u201c", "\x11": "\u201d", "\x15": "\u2013", "\x16": "\u2014",
+    }
+)  # fmt: skip
 
 
 def _without_running_lines(pages: list[str]) -> list[str]:
