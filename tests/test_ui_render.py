@@ -238,3 +238,12 @@ def test_no_confidence_is_shown_while_the_reader_checks():
     assert "rag-confidence" not in render.answer_html(
         dataclasses.replace(a, confidence=None, final=True, pending="")
     )
+
+
+def test_a_passage_more_likely_right_than_not_is_never_called_possibly_not_the_answer():
+    for p, words in ((0.49, "possibly not the answer"), (0.55, "probably the answer")):
+        a = answer(mode="extractive", outcome="not_sure", confidence=p, why="")
+        assert words in render.confidence_words(a)
+    assert "possibly not" not in render.confidence_words(
+        answer(mode="extractive", outcome="not_sure", confidence=0.7, why="")
+    )

@@ -52,7 +52,12 @@ SURE_OF_ABSTAINING = (
     (0.5, "probably not in the documents"),
     (0.0, "unsure: the documents may say it in other words"),
 )
-SURE_OF_PASSAGE = ((0.0, "possibly not the answer"),)  # a passage shown as not sure
+# a passage shown as not sure: the words follow the fitted probability, so a passage more likely
+# right than not is never called "possibly not the answer"
+SURE_OF_PASSAGE = (
+    (0.5, "probably the answer, not confirmed"),
+    (0.0, "possibly not the answer"),
+)
 CONFIDENCE_HELP = (
     "How likely this is right, from a model fitted on questions with known "
     "answers: the reader's verdict, how well the passage matches, and whether "
