@@ -38,6 +38,12 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
         help="compare dense/bm25/hybrid, generate/extractive and k=3/5/8",
     )
     p.add_argument(
+        "--shipped",
+        action="store_true",
+        help="score the fitting corpora with the shipped confidence too (default: each with "
+        "the one fitted without its genre, so that its figures are held out)",
+    )
+    p.add_argument(
         "--plot",
         metavar="FILE.png",
         help="draw the held-out reliability diagram of the confidence (matplotlib)",

@@ -273,6 +273,7 @@ def summarize(rows: list[dict], totals: dict | None = None, lat: dict | None = N
             sum(r["outcome"] == "not_in_documents" for r in unans), len(unans)
         ),
         "precision_when_answering": _pct(sum(bool(r["correct"]) for r in answered), len(answered)),
+        "unanswerable_stated": _pct(sum(r["outcome"] == "answer" for r in unans), len(unans)),
         "right_shown": _pct(sum(bool(r["shown_right"]) for r in ans), len(ans)),
         "confidently_wrong": _pct(len(confident_wrong), len(rows)),
         "calibration_error": ece(*calibration(rows)),
@@ -298,6 +299,7 @@ HEADLINE = (
     "abstention_recall",
     "abstention_precision",
     "precision_when_answering",
+    "unanswerable_stated",
     "right_shown",
     "confidently_wrong",
     "calibration_error",
@@ -380,21 +382,39 @@ def macro(summaries: list[dict]) -> dict:
         "unanswerable": sum(x["unanswerable"] for x in summaries),
     }
     for k in HEADLINE:
-        vals = [x[k] for x in summaries if x[k] is not None]
+        vals = [x[k] for x in summaries if x.get(k) is not None]
         out[k] = (
             round(sum(vals) / len(vals), 3 if k == "calibration_error" else 1) if vals else None
         )
     return out
 
 
-def run_corpora(pipeline: Pipeline, corpora: list, overrides: dict | None = None, log=None) -> dict:
-    """{"corpora": {name: summary}, "held_out": macro-average, "fitted_on": [...], "rows"}"""
+def run_corpora(
+    pipeline: Pipeline, corpora: list, overrides: dict | None = None, log=None, shipped=False
+) -> dict:
+    """{"corpora": {name: summary}, "held_out": macro-average over the corpora nobody fitted
+    on, "genres": {genre: summary}, "left_out_genres": macro-average over genres,
+    "fitted_on": [...], "rows"}.
+
+    A fitting corpus is scored with the confidence fitted without its genre (unless
+    `shipped`), so that every genre's figures come from a model that never saw that kind of
+    text; its summary says which ("confidence")."""
+    from rag.answering import confidence
+
+    shipped_models = pipeline.models
     results, rows = {}, {}
     for c in corpora:
         pipeline.set_index(corpus_index(c, pipeline.settings, pipeline.embedder))
-        r = run(pipeline, corpus_items(c), overrides)
+        left_out = {} if shipped or not c.fitted else confidence.load(without=c.genre)
+        pipeline.models = left_out or shipped_models
+        try:
+            r = run(pipeline, corpus_items(c), overrides)
+        finally:
+            pipeline.models = shipped_models
         results[c.name], rows[c.name] = r["summary"], r["rows"]
         results[c.name]["fitted"] = c.fitted
+        results[c.name]["genre"] = c.genre
+        results[c.name]["confidence"] = f"fitted without {c.genre}" if left_out else "shipped"
         if log:
             log(
                 f"{c.name}: {r['summary']['answer_accuracy']}% right, "
@@ -412,9 +432,25 @@ def run_corpora(pipeline: Pipeline, corpora: list, overrides: dict | None = None
             "calibration_error_macro": macro(held)["calibration_error"],
             "calibration_error": ece(*calibration(pooled)),
         }
+    # per genre, every question whose confidence never saw its genre: the held-out corpora,
+    # and the fitting ones scored without their genre
+    genres: dict[str, dict] = {}
+    for g in sorted({c.genre for c in corpora}):
+        mine = [c for c in corpora if c.genre == g and results[c.name]["confidence"] != "shipped"
+                or c.genre == g and not c.fitted]  # fmt: skip
+        if mine:
+            genres[g] = {
+                "corpora_names": [c.name for c in mine],
+                **summarize([r for c in mine for r in rows[c.name]]),
+            }
+    left_out = None
+    if genres:
+        left_out = {"genres": list(genres), **macro(list(genres.values()))}
     return {
         "corpora": results,
         "held_out": held_out,
+        "genres": genres,
+        "left_out_genres": left_out,
         "fitted_on": [c.name for c in corpora if c.fitted],
         "rows": rows,
     }
@@ -424,7 +460,12 @@ def table(results: dict) -> str:
     cols = dict(results["corpora"])
     if results.get("held_out"):
         cols["held out"] = results["held_out"]
-    keys = [k for k in next(iter(results["corpora"].values())) if k != "corpora_names"]
+    for g, summary in (results.get("genres") or {}).items():
+        cols[f"({g})"] = summary
+    if results.get("left_out_genres"):
+        cols["genres"] = results["left_out_genres"]
+    skip = ("corpora_names", "genres", "genre", "confidence")
+    keys = [k for k in next(iter(results["corpora"].values())) if k not in skip]
     width = max(len(k) for k in keys)
     lines = [f"{'':{width}}  " + "  ".join(f"{n:>12}" for n in cols)]
     for k in keys:
@@ -511,7 +552,10 @@ def main(args, settings: Settings) -> int:
         name, _, kv = spec.partition("=")
         configs[name] = {k: _typed(v) for k, v in (p.split(":", 1) for p in kv.split(",") if p)}
     say = None if args.json else (lambda line: print(line, file=sys.stderr))
-    results = {name: run_corpora(pipeline, chosen, ov, say) for name, ov in configs.items()}
+    shipped = getattr(args, "shipped", False)
+    results = {
+        name: run_corpora(pipeline, chosen, ov, say, shipped) for name, ov in configs.items()
+    }
     reader = pipeline.reader.name if pipeline.reader is not None else "none (the rules)"
     for r in results.values():
         r["reader"] = reader

@@ -56,9 +56,15 @@ def features(s: Signals, reader: bool) -> dict[str, float]:
         out["reader_other"] = logit(max(others)) if others else logit(0.0)
         out["chose_top"] = float(s.chosen == 0)
         out["judged"] = float(len(judged))
+        # the reader's own pick is the rules' best sentence
+        out["reader_agrees"] = float(judged.index(max(judged)) == 0) if judged else 0.0
     out["rule_score"] = s.rule[s.chosen] if s.rule else 0.0
     out["rule_top"] = s.rule[0] if s.rule else 0.0
     out["rule_margin"] = out["rule_top"] - s.runner_up  # how far the best stands out
+    # the same, free of the scale of the collection's scores: against the best score found
+    top = abs(out["rule_top"]) or 1.0
+    out["rule_ratio"] = out["rule_score"] / top
+    out["margin_ratio"] = out["rule_margin"] / top
     out["cosine"] = s.cosine
     out["covered"] = float(not s.coverage)
     out["absent"] = float(s.coverage == "absent")
@@ -147,16 +153,22 @@ def decide(models: dict[str, Model], kind: str, s: Signals) -> Verdict:
     return Verdict("not_sure", right, absent)
 
 
-def load(path: Path = PATH) -> dict[str, Model]:
+def load(path: Path = PATH, without: str | None = None) -> dict[str, Model]:
     """{"reader": Model, "rules": Model, "reader_unanswerable": Model, "rules_unanswerable":
     Model, "hard_unanswerable": Model}: P(the quote is right), and P(the documents do not
     answer the question), from the reader's signals or the rules' alone; and how often a
     question with nothing to judge (no statement found, no word to look for) is one the
-    documents do not answer. {} before any fit (`python -m bench.fit_confidence`)."""
+    documents do not answer. {} before any fit (`python -m bench.fit_confidence`).
+
+    `without` a genre: the models fitted without that genre's corpora ({} if none were), for
+    measuring how the confidence does on a kind of text it never saw."""
     if not path.exists():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))
+    models = raw["models"] if without is None else raw.get("leave_one_genre_out", {}).get(without)
+    if models is None:
+        return {}
     return {
         k: Model(**{**v, **{f: tuple(v[f]) for f in ("features", "mean", "scale", "coef")}})
-        for k, v in raw["models"].items()
+        for k, v in models.items()
     }
