@@ -1,6 +1,6 @@
 """Embedding backends side by side: speed on real chunk texts, and what each does to retrieval.
 
-    python -m bench.embedders                 # the README's table (about 15 minutes on 2 cores)
+    python -m bench.embedders                 # the table in docs/speed.md (about 15 minutes on 2 cores)
     python -m bench.embedders --quick         # speed and cosine only, no indexes built
 
 Speed: the chunk texts of every benchmark corpus (eval/corpora/*/docs, `python -m bench.corpora

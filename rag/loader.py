@@ -18,7 +18,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_READER = "qwen2.5-coder-1.5b"  # the packaged reader the README's table chose
+DEFAULT_READER = "qwen2.5-coder-1.5b"  # the packaged reader docs/models.md's table chose
 
 
 def reader_gguf(settings: Settings) -> str | None:

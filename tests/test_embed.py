@@ -43,7 +43,7 @@ def test_shipped_vectors_agree_with_torch(embedder, torch_embedder, sentences):
     ours, today = embedder.embed(sentences), torch_embedder.embed(sentences)
     assert ours.shape == today.shape == (len(sentences), 384) and ours.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
-    cosines = (ours * today).sum(1)  # int8: close, not equal (the README's table: same recall)
+    cosines = (ours * today).sum(1)  # int8: close, not equal (docs/speed.md's table: same recall)
     assert cosines.min() > 0.97 and cosines.mean() > 0.99
 
 

