@@ -436,8 +436,11 @@ def run_corpora(
     # and the fitting ones scored without their genre
     genres: dict[str, dict] = {}
     for g in sorted({c.genre for c in corpora}):
-        mine = [c for c in corpora if c.genre == g and results[c.name]["confidence"] != "shipped"
-                or c.genre == g and not c.fitted]  # fmt: skip
+        mine = [
+            c
+            for c in corpora
+            if c.genre == g and (not c.fitted or results[c.name]["confidence"] != "shipped")
+        ]
         if mine:
             genres[g] = {
                 "corpora_names": [c.name for c in mine],

@@ -274,15 +274,6 @@ class Design(NamedTuple):
     rows: list[dict]  # the questions with something to judge
     hard: list[dict]  # the questions with nothing to judge: refused by the rules
 
-    def without(self, genre: str) -> Design:
-        keep = self.groups != genre
-        return Design(
-            self.names, self.x[keep], self.right[keep], self.absent[keep], self.groups[keep],
-            self.tokens[keep], self.judged_right[keep],
-            [r for r, k in zip(self.rows, keep, strict=True) if k],
-            [r for r in self.hard if r["genre"] != genre],
-        )  # fmt: skip
-
 
 def _genres() -> dict[str, str]:
     from .corpora import all_corpora
