@@ -239,3 +239,14 @@ def test_pdf_ligatures_and_t1_control_codes_become_letters():
     assert "the \ufb01rst e\x1bect, \x10quoted\x11 \x15 \x1d".translate(_GLYPHS) == (
         "the first effect, \u201cquoted\u201d \u2013 fl"
     )
+
+
+def test_a_full_stop_inside_a_word_ends_no_sentence():
+    """pypdf text of R's "Data Import/Export" manual: ".REC" is a file extension, not a
+    sentence end followed by "REC files ..."."""
+    text = (
+        "EpiInfo versions 5 and 6 stored data in a fixed-width text format. "
+        "It will read these .REC files into an R data frame. EpiData also produces them."
+    )
+    got = [text[s.start : s.end] for s in split_sentences(text)]
+    assert "It will read these .REC files into an R data frame." in got

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 PYSBD_WINDOW = 3000  # pysbd slows down quadratically with block length: feed it windows
 # how text is read into sentences; an index records it, and one read another way is rebuilt
-# (2: definitions are units; titles in capitals at the margin are headings)
-READING = 2
+# (2: definitions are units; titles in capitals at the margin are headings; 3: a full stop
+# with no space after it, as in "these .REC files", ends no sentence)
+READING = 3
 LONG_LINES = 200  # a text whose lines run longer than this is not hard-wrapped
 # a definition (a term and its description) up to this many characters is one evidence unit:
 # its parts only answer together ("DSHELL The login shell ... Defaults to /bin/bash."); a longer
@@ -406,14 +407,17 @@ def _segment(text: str, s: int, e: int, max_len: int) -> list[Span]:
 
 
 def _rejoin(text: str, spans: list[Span]) -> list[Span]:
-    """pysbd splits after some abbreviations and numbered markers ("1." "Nothing ..."):
-    a piece that is only a marker or starts in lower case belongs to the piece before it."""
+    """pysbd splits after some abbreviations and numbered markers ("1." "Nothing ..."), and
+    inside a word that starts with a full stop ("these .REC files"): a piece that is only a
+    marker, starts in lower case, or follows the one before it with no space between belongs
+    to the piece before it."""
     out: list[Span] = []
     for sp in spans:
         piece = text[sp.start : sp.end]
         prev = text[out[-1].start : out[-1].end] if out else ""
         if out and (
             piece[:1].islower()
+            or sp.start == out[-1].end
             or not _END.search(prev)
             or re.fullmatch(r"\(?\w{1,4}[.)]", prev)
             or sum(c.isalnum() for c in prev) < 3
